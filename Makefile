@@ -1,0 +1,36 @@
+# Apolo. `make run` serves the sidecar with demo data; `make test` runs every test tier.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+SERVICES := eval "$$(scripts/services.sh)"
+
+.PHONY: run test lint venv services clean-data
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+services:
+	@scripts/services.sh
+
+run: venv
+	@$(SERVICES) && export APOLO_FS_PASSWORD="$${APOLO_FS_PASSWORD:-$$(scripts/dev_secret.sh fs_password)}" && \
+	$(BIN)/apolo db upgrade && $(BIN)/apolo demo load && \
+	scripts/run_banner.sh && \
+	exec $(BIN)/apolo serve --bind "$${APOLO_BIND:-127.0.0.1:8080}"
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy sidecar
+
+test: venv lint
+	@$(SERVICES) && $(BIN)/python -m pytest
+
+clean-data:
+	rm -rf .data

@@ -1,0 +1,340 @@
+--[[
+Apolo call authorization for mod_lua: <action application="lua" data="apolo_authorize.lua"/>
+(optionally "apolo_authorize.lua account=<x>"). The twin of apolo_authorize.py / apolo_fs.py for
+installs without mod_python3: same environment variables, same channel variables, fails closed.
+
+Requirements (checked against FreeSWITCH 1.10's mod_lua, which offers no HTTP client of its own):
+  * mod_lua, and one HTTP transport:
+    - mod_curl (<load module="mod_curl"/> in modules.conf.xml), called as
+      freeswitch.API():execute("curl", "<url> json ... post <body>"); its `json` output carries the
+      HTTP status code. Credentials travel in the URL (user:password@host); timeouts are whole
+      seconds (APOLO_TIMEOUT_MS rounded up); a new connection per call (no keep-alive).
+    - or LuaSocket (socket.http, e.g. Debian's lua-socket built for FreeSWITCH's Lua), used when
+      the `curl` API command is missing. Plain http only (https would need LuaSec).
+  * Works on Lua 5.1 to 5.4 (no goto, no bit operators, no integer division).
+
+Environment (read from the FreeSWITCH process, per call): APOLO_SIDECAR_URL (http://127.0.0.1:8080),
+APOLO_FS_USER, APOLO_FS_PASSWORD, APOLO_TIMEOUT_MS (1500), APOLO_FAIL_OPEN (false),
+APOLO_FAIL_OPEN_MAX_SECONDS (300), APOLO_REJECT_CAUSE (CALL_REJECTED),
+APOLO_HANGUP_CAUSE (ALLOTTED_TIMEOUT).
+
+Channel variables set: apolo_result (authorized | denied | error), apolo_reason, apolo_account,
+apolo_max_duration, apolo_rate, apolo_reservation_id, apolo_error, and for authorized calls
+execute_on_answer = "sched_hangup +N <cause>". Denied and failed-closed calls are hung up.
+]]
+
+local VAR_UUID, VAR_CALLER, VAR_CALLEE = "uuid", "caller_id_number", "destination_number"
+local VAR_ACCOUNT, VAR_EXECUTE_ON_ANSWER = "accountcode", "execute_on_answer"
+local AUTHORIZE_PATH = "/v1/authorize"
+
+local function log(level, msg)
+  freeswitch.consoleLog(level, "[apolo] " .. msg .. "\n")
+end
+
+-- ------------------------------------------------------------------ settings
+
+local function env(name, default)
+  local v = os.getenv(name)
+  if v == nil or v:match("^%s*$") then return default end
+  return (v:gsub("^%s+", ""):gsub("%s+$", ""))
+end
+
+local function positive(name, default)
+  local n = tonumber(env(name, ""))
+  if n == nil or n ~= math.floor(n) then return default end
+  return math.max(1, n)
+end
+
+local function settings()
+  local fail_open = env("APOLO_FAIL_OPEN", "false"):lower()
+  return {
+    url = env("APOLO_SIDECAR_URL", "http://127.0.0.1:8080"):gsub("/+$", ""),
+    user = os.getenv("APOLO_FS_USER") or "",
+    password = os.getenv("APOLO_FS_PASSWORD") or "",
+    timeout_ms = positive("APOLO_TIMEOUT_MS", 1500),
+    fail_open = fail_open == "1" or fail_open == "true" or fail_open == "yes" or fail_open == "on",
+    fail_open_max_seconds = positive("APOLO_FAIL_OPEN_MAX_SECONDS", 300),
+    reject_cause = env("APOLO_REJECT_CAUSE", "CALL_REJECTED"),
+    hangup_cause = env("APOLO_HANGUP_CAUSE", "ALLOTTED_TIMEOUT"),
+  }
+end
+
+-- ------------------------------------------------------------------ JSON (just what is needed)
+
+local function json_string(s)
+  return '"' .. s:gsub('[%c"\\]', function(c)
+    return string.format("\\u%04x", c:byte())
+  end) .. '"'
+end
+
+local function utf8_char(cp)
+  if cp < 0x80 then return string.char(cp) end
+  if cp < 0x800 then return string.char(0xC0 + math.floor(cp / 0x40), 0x80 + cp % 0x40) end
+  if cp < 0x10000 then
+    return string.char(0xE0 + math.floor(cp / 0x1000), 0x80 + math.floor(cp / 0x40) % 0x40,
+      0x80 + cp % 0x40)
+  end
+  return string.char(0xF0 + math.floor(cp / 0x40000), 0x80 + math.floor(cp / 0x1000) % 0x40,
+    0x80 + math.floor(cp / 0x40) % 0x40, 0x80 + cp % 0x40)
+end
+
+local ESCAPES = { ['"'] = '"', ["\\"] = "\\", ["/"] = "/", b = "\b", f = "\f", n = "\n",
+  r = "\r", t = "\t" }
+
+-- Decodes a JSON text; null becomes nil. Raises an error string on malformed input.
+local function json_decode(text)
+  local pos = 1
+  local function fail(what) error("json: " .. what .. " at " .. pos, 0) end
+  local function skip() pos = text:find("[^ \t\r\n]", pos) or (#text + 1) end
+  local value
+
+  local function str()
+    local out = {}
+    pos = pos + 1
+    while true do
+      local i = text:find('["\\]', pos)
+      if not i then fail("unterminated string") end
+      out[#out + 1] = text:sub(pos, i - 1)
+      if text:sub(i, i) == '"' then pos = i + 1; return table.concat(out) end
+      local c = text:sub(i + 1, i + 1)
+      if c == "u" then
+        local cp = tonumber(text:sub(i + 2, i + 5):match("^%x%x%x%x$") or "", 16)
+        if not cp then fail("bad \\u escape") end
+        pos = i + 6
+        local lo = text:sub(pos, pos + 1) == "\\u" and tonumber(text:sub(pos + 2, pos + 5), 16)
+        if cp >= 0xD800 and cp < 0xDC00 and lo and lo >= 0xDC00 and lo < 0xE000 then
+          cp, pos = 0x10000 + (cp - 0xD800) * 0x400 + (lo - 0xDC00), pos + 6
+        end
+        out[#out + 1] = utf8_char(cp)
+      elseif ESCAPES[c] then
+        out[#out + 1], pos = ESCAPES[c], i + 2
+      else
+        fail("bad escape")
+      end
+    end
+  end
+
+  local function object()
+    local obj = {}
+    pos = pos + 1
+    skip()
+    if text:sub(pos, pos) == "}" then pos = pos + 1; return obj end
+    while true do
+      skip()
+      if text:sub(pos, pos) ~= '"' then fail("expected a key") end
+      local key = str()
+      skip()
+      if text:sub(pos, pos) ~= ":" then fail("expected ':'") end
+      pos = pos + 1
+      obj[key] = value()
+      skip()
+      local c = text:sub(pos, pos)
+      pos = pos + 1
+      if c == "}" then return obj end
+      if c ~= "," then fail("expected ',' or '}'") end
+    end
+  end
+
+  local function array()
+    local arr, n = {}, 0
+    pos = pos + 1
+    skip()
+    if text:sub(pos, pos) == "]" then pos = pos + 1; return arr end
+    while true do
+      n = n + 1
+      arr[n] = value()
+      skip()
+      local c = text:sub(pos, pos)
+      pos = pos + 1
+      if c == "]" then return arr end
+      if c ~= "," then fail("expected ',' or ']'") end
+    end
+  end
+
+  local LITERALS = { ["true"] = true, ["false"] = false }
+  function value()
+    skip()
+    local c = text:sub(pos, pos)
+    if c == "{" then return object() end
+    if c == "[" then return array() end
+    if c == '"' then return str() end
+    for word, v in pairs(LITERALS) do
+      if text:sub(pos, pos + #word - 1) == word then pos = pos + #word; return v end
+    end
+    if text:sub(pos, pos + 3) == "null" then pos = pos + 4; return nil end
+    local num = text:match("^-?%d+%.?%d*[eE]?[-+]?%d*", pos)
+    if num and tonumber(num) then pos = pos + #num; return tonumber(num) end
+    fail("unexpected '" .. c .. "'")
+  end
+
+  local result = value()
+  skip()
+  if pos <= #text then fail("trailing data") end
+  return result
+end
+
+-- ------------------------------------------------------------------ HTTP transports
+
+local function url_encode(s)
+  return (s:gsub("[^%w%-%._~]", function(c) return string.format("%%%02X", c:byte()) end))
+end
+
+local function post_mod_curl(cfg, body)
+  local scheme, rest = cfg.url:match("^(https?://)(.+)$")
+  if not scheme then return nil, "bad_url" end
+  local userinfo = ""
+  if cfg.user ~= "" or cfg.password ~= "" then
+    userinfo = url_encode(cfg.user) .. ":" .. url_encode(cfg.password) .. "@"
+  end
+  local seconds = tostring(math.ceil(cfg.timeout_ms / 1000))
+  -- mod_curl splits its arguments on spaces and url-decodes the post data: encode it whole.
+  local out = freeswitch.API():execute("curl", table.concat({
+    scheme .. userinfo .. rest .. AUTHORIZE_PATH, "json", "content-type", "application/json",
+    "connect-timeout", seconds, "timeout", seconds, "post", url_encode(body) }, " "))
+  if out == nil or out == "" or out:find("^%-ERR") or out:find("^INVALID COMMAND") then
+    return nil, "no_mod_curl"
+  end
+  local ok, reply = pcall(json_decode, out)
+  if not ok or type(reply) ~= "table" then return nil, "bad_curl_output" end
+  local status = tonumber(reply.status_code) or 0
+  if status == 0 then return nil, "connect_error" end  -- refused, timed out, unresolvable
+  return status, reply.body or ""
+end
+
+local function post_luasocket(cfg, body)
+  local ok, http = pcall(require, "socket.http")
+  if not ok then return nil, "no_http_transport" end
+  local ltn12, mime = require("ltn12"), require("mime")
+  local headers = { ["content-type"] = "application/json", ["accept"] = "application/json",
+    ["content-length"] = tostring(#body) }
+  if cfg.user ~= "" or cfg.password ~= "" then
+    headers["authorization"] = "Basic " .. mime.b64(cfg.user .. ":" .. cfg.password)
+  end
+  http.TIMEOUT = cfg.timeout_ms / 1000
+  local chunks = {}
+  local res, code = http.request({ url = cfg.url .. AUTHORIZE_PATH, method = "POST",
+    headers = headers, source = ltn12.source.string(body), sink = ltn12.sink.table(chunks) })
+  if not res then return nil, (tostring(code):gsub("%W+", "_")) end
+  return tonumber(code) or 0, table.concat(chunks)
+end
+
+local function post(cfg, body)
+  local status, result = post_mod_curl(cfg, body)
+  if status == nil and result == "no_mod_curl" then
+    status, result = post_luasocket(cfg, body)
+  end
+  return status, result
+end
+
+-- ------------------------------------------------------------------ the decision
+
+local function is_int(v) return type(v) == "number" and v == math.floor(v) end
+local function int_str(v) return string.format("%d", v) end
+
+local function decide(req, status, body)
+  if status ~= 200 then return nil, "http_" .. tostring(status) end
+  local ok, data = pcall(json_decode, body)
+  if not ok then return nil, "bad_json" end
+  if type(data) ~= "table" or type(data.authorized) ~= "boolean" then return nil, "bad_answer" end
+  if data.uuid ~= nil and data.uuid ~= req.uuid then return nil, "uuid_mismatch" end
+  local max_duration = is_int(data.max_duration) and data.max_duration or nil
+  local seconds = is_int(data.sched_hangup_seconds) and data.sched_hangup_seconds or nil
+  if seconds == nil and max_duration ~= nil then seconds = max_duration - 1 end
+  if data.authorized and seconds == nil then return nil, "no_duration" end
+  local rate = type(data.rate) == "table" and data.rate.rate_per_minute or nil
+  return {
+    authorized = data.authorized,
+    reason = type(data.reason) == "string" and data.reason
+      or (data.authorized and "authorized" or "denied"),
+    account = type(data.account) == "string" and data.account or req.account,
+    max_duration = max_duration,
+    rate = rate ~= nil and tostring(rate) or nil,
+    reservation_id = is_int(data.reservation_id) and data.reservation_id or nil,
+    seconds = seconds and math.max(1, seconds) or nil,  -- "+0" would hang up at once
+  }
+end
+
+local function set(name, value)
+  if value ~= nil then
+    session:setVariable(name, is_int(value) and int_str(value) or tostring(value))
+  end
+end
+
+local function schedule_cutoff(seconds, cause)
+  if session:answered() then  -- execute_on_answer would never fire now
+    session:execute("sched_hangup", "+" .. int_str(seconds) .. " " .. cause)
+  else
+    session:setVariable(VAR_EXECUTE_ON_ANSWER, "sched_hangup +" .. int_str(seconds) .. " " .. cause)
+  end
+end
+
+local function var(name)
+  local v = session:getVariable(name)
+  if v == nil or v == "" then return nil end
+  return v
+end
+
+local function sidecar_failed(cfg, req, err)
+  set("apolo_error", err)
+  set("apolo_account", req.account)
+  if cfg.fail_open then
+    log("warning", req.uuid .. ": sidecar unavailable (" .. err .. "); fail-open, cut off after "
+      .. int_str(cfg.fail_open_max_seconds) .. "s")
+    set("apolo_result", "authorized")
+    set("apolo_reason", "fail_open")
+    set("apolo_max_duration", cfg.fail_open_max_seconds)
+    schedule_cutoff(cfg.fail_open_max_seconds, cfg.hangup_cause)
+    return
+  end
+  log("err", req.uuid .. ": sidecar unavailable (" .. err .. "); rejecting")
+  set("apolo_result", "error")
+  set("apolo_reason", "sidecar_unavailable")
+  session:hangup(cfg.reject_cause)
+end
+
+local function authorize(cfg)
+  local override
+  for _, arg in ipairs(argv or {}) do
+    override = tostring(arg):match("^account=(.+)$") or override
+  end
+  local req = {
+    uuid = var(VAR_UUID) or session:get_uuid(),
+    caller = var(VAR_CALLER) or "",
+    callee = var(VAR_CALLEE) or "",
+    account = override or var(VAR_ACCOUNT),
+  }
+  local body = "{\"uuid\":" .. json_string(req.uuid) .. ",\"caller\":" .. json_string(req.caller)
+    .. ",\"callee\":" .. json_string(req.callee) .. ",\"account\":"
+    .. (req.account and json_string(req.account) or "null") .. "}"
+  local status, result = post(cfg, body)
+  local d, err
+  if status == nil then err = result else d, err = decide(req, status, result) end
+  if d == nil then return sidecar_failed(cfg, req, err) end
+  local outcome = d.authorized and "authorized" or "denied"
+  set("apolo_result", outcome)
+  set("apolo_reason", d.reason)
+  set("apolo_account", d.account)
+  set("apolo_max_duration", d.max_duration)
+  set("apolo_rate", d.rate)
+  set("apolo_reservation_id", d.reservation_id)
+  log("info", req.uuid .. " " .. req.caller .. " -> " .. req.callee .. ": " .. outcome
+    .. " (" .. d.reason .. ")")
+  if d.authorized then
+    schedule_cutoff(d.seconds, cfg.hangup_cause)
+  else
+    session:hangup(cfg.reject_cause)
+  end
+end
+
+if session == nil then
+  log("err", "apolo_authorize.lua needs a channel (run it from the dialplan)")
+else
+  local cfg = settings()
+  local ok, problem = pcall(authorize, cfg)
+  if not ok then  -- a bug here must not let a call through unbilled
+    log("err", "internal error: " .. tostring(problem) .. "; rejecting")
+    session:setVariable("apolo_result", "error")
+    session:setVariable("apolo_reason", "internal_error")
+    session:hangup(cfg.reject_cause)
+  end
+end

@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# Make sure PostgreSQL and Redis are reachable and print `export` lines for them.
+#
+# DATABASE_URL / REDIS_URL given: they are used as they are, nothing is started.
+# Not given: a private PostgreSQL cluster and a private Redis are started under
+# $APOLO_DATA_DIR (default ./.data) on ports $APOLO_PG_PORT (55432) and
+# $APOLO_REDIS_PORT (56379), installing Debian's packages first when missing.
+# Usage: eval "$(scripts/services.sh)"
+set -euo pipefail
+DATA_DIR=${APOLO_DATA_DIR:-$(pwd)/.data}
+PG_PORT=${APOLO_PG_PORT:-55432}
+REDIS_PORT=${APOLO_REDIS_PORT:-56379}
+mkdir -p "$DATA_DIR"
+log() { echo "services: $*" >&2; }
+
+apt_install() {
+  if [ "$(id -u)" -ne 0 ]; then log "please install: $*"; exit 1; fi
+  log "installing $* from Debian's packages"
+  apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >&2
+}
+
+port_busy() {  # something already listens on 127.0.0.1:$1
+  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+pick_port() {  # $1 state file, $2 first candidate: reuse the recorded port, else a free one
+  local port
+  if [ -s "$1" ]; then cat "$1"; return; fi
+  port=$2
+  while port_busy "$port"; do port=$((port + 1)); done
+  echo "$port" > "$1"
+  echo "$port"
+}
+
+pg_bin() {
+  local d
+  d=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
+  [ -n "$d" ] && [ -x "$d/pg_ctl" ] && echo "$d"
+}
+
+as_pg() {  # PostgreSQL refuses to run as root
+  if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+start_postgres() {
+  local bin pgdata sock
+  bin=$(pg_bin || true)
+  if [ -z "$bin" ]; then apt_install postgresql; bin=$(pg_bin); fi
+  pgdata="$DATA_DIR/pg"
+  sock="$DATA_DIR/pg-run"
+  mkdir -p "$pgdata" "$sock"
+  if [ "$(id -u)" -eq 0 ]; then chown postgres "$pgdata" "$sock"; chmod 700 "$pgdata"; fi
+  if [ ! -f "$pgdata/PG_VERSION" ]; then
+    log "initialising a private PostgreSQL cluster in $pgdata"
+    as_pg "$bin/initdb" -D "$pgdata" -U postgres --auth=trust -E UTF8 >/dev/null
+  fi
+  if ! as_pg "$bin/pg_ctl" -D "$pgdata" status >/dev/null 2>&1; then
+    rm -f "$DATA_DIR/pg.port"
+    PG_PORT=$(pick_port "$DATA_DIR/pg.port" "$PG_PORT")
+    log "starting PostgreSQL on 127.0.0.1:$PG_PORT"
+    as_pg "$bin/pg_ctl" -D "$pgdata" -l "$pgdata/server.log" -w -t 60 \
+      -o "-p $PG_PORT -k $sock -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=on" start >/dev/null
+  fi
+  PG_PORT=$(sed -n 4p "$pgdata/postmaster.pid")  # the port the running server listens on
+  for _ in $(seq 1 60); do
+    "$bin/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" && break
+    sleep 0.5
+  done
+  "$bin/psql" -q -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres -tAc \
+    "SELECT 1 FROM pg_database WHERE datname='apolo'" | grep -q 1 ||
+    "$bin/createdb" -h 127.0.0.1 -p "$PG_PORT" -U postgres apolo
+  echo "postgresql://postgres@127.0.0.1:$PG_PORT/apolo"
+}
+
+start_redis() {
+  command -v redis-server >/dev/null || apt_install redis-server
+  mkdir -p "$DATA_DIR/redis"
+  if [ -s "$DATA_DIR/redis.port" ] && [ -s "$DATA_DIR/redis/redis.pid" ] &&
+     kill -0 "$(cat "$DATA_DIR/redis/redis.pid")" 2>/dev/null; then
+    REDIS_PORT=$(cat "$DATA_DIR/redis.port")
+  else
+    rm -f "$DATA_DIR/redis.port"
+    REDIS_PORT=$(pick_port "$DATA_DIR/redis.port" "$REDIS_PORT")
+  fi
+  if ! redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping >/dev/null 2>&1; then
+    log "starting Redis on 127.0.0.1:$REDIS_PORT"
+    redis-server --daemonize yes --bind 127.0.0.1 --port "$REDIS_PORT" --save "" \
+      --appendonly no --dir "$DATA_DIR/redis" --pidfile "$DATA_DIR/redis/redis.pid" \
+      --logfile "$DATA_DIR/redis/redis.log" >&2
+    for _ in $(seq 1 40); do
+      redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping >/dev/null 2>&1 && break
+      sleep 0.25
+    done
+  fi
+  echo "redis://127.0.0.1:$REDIS_PORT/0"
+}
+
+db_url=${DATABASE_URL:-}
+[ -n "$db_url" ] || db_url=$(start_postgres)
+redis_url=${REDIS_URL:-}
+[ -n "$redis_url" ] || redis_url=$(start_redis)
+echo "export DATABASE_URL='$db_url'"
+echo "export REDIS_URL='$redis_url'"

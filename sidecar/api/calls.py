@@ -1,0 +1,23 @@
+"""Live calls, as Redis holds them."""
+
+from __future__ import annotations
+
+from flask import Blueprint, jsonify
+
+from sidecar.api._request import redis_client
+from sidecar.auth import require
+from sidecar.errors import ApiError
+
+bp = Blueprint("calls", __name__, url_prefix="/v1/calls")
+
+
+@bp.get("/active")
+@require("admin", "operator", "viewer")
+def active_calls():  # type: ignore[no-untyped-def]
+    from sidecar.services import live_calls
+
+    try:
+        calls = live_calls.active(redis_client())
+    except Exception:
+        raise ApiError(503, "live_state_unavailable", "Redis is unavailable") from None
+    return jsonify({"calls": calls})

@@ -1,0 +1,55 @@
+"""The Flask application factory."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, Response
+
+from sidecar.config import load_settings
+from sidecar.db import connect_cli, discard_request, finish_request
+from sidecar.errors import register_error_handlers
+from sidecar.services.rate_catalog import RateCatalog
+
+
+def create_app(overrides: dict[str, Any] | None = None) -> Flask:
+    settings = load_settings(**(overrides or {}))
+    logging.basicConfig(
+        level=settings.log_level,
+        format="%(asctime)s %(process)d %(name)s %(levelname)s %(message)s",
+    )
+    app = Flask(__name__)
+    app.config["SETTINGS"] = settings
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_document_bytes
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.extensions["apolo_rates"] = RateCatalog(
+        lambda: connect_cli(settings.database_url), settings.rate_poll_seconds
+    )
+    register_error_handlers(app)
+
+    from sidecar.api import (
+        accounts,
+        authorize,
+        calls,
+        cdrs,
+        freeswitch_cdr,
+        freeswitch_dialplan,
+        health,
+    )
+
+    for module in (health, authorize, accounts, cdrs, calls, freeswitch_cdr, freeswitch_dialplan):
+        app.register_blueprint(module.bp)
+
+    @app.after_request
+    def _commit(response: Response) -> Response:
+        # one transaction per request, committed here so no 2xx leaves before the commit;
+        # error responses roll back, so a refused request changes nothing
+        finish_request(commit=response.status_code < 400)
+        return response
+
+    @app.teardown_request
+    def _cleanup(_exc: BaseException | None) -> None:
+        discard_request()
+
+    return app

@@ -1,0 +1,98 @@
+"""Settings, read once from the environment. Every variable has a documented default."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/apolo"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def _bool(value: str) -> bool:
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    # PostgreSQL, the system of record
+    database_url: str = DEFAULT_DATABASE_URL
+    # connections per sidecar worker process
+    db_pool_size: int = 4
+    # seconds a request waits for a database connection before answering 503
+    db_timeout: float = 2.0
+    # Redis, live call state (losing it degrades live views only)
+    redis_url: str = DEFAULT_REDIS_URL
+    # basic-auth credentials FreeSWITCH uses (xml_cdr, xml_curl, the authorize hook);
+    # no default password: FreeSWITCH-facing routes refuse every request until it is set
+    fs_user: str = "freeswitch"
+    fs_password: str = ""
+    # reservation per call at authorization, in seconds of talk time; also the longest call
+    reservation_seconds: int = 3600
+    # a reservation expires max(reservation_seconds) + grace after authorization
+    reservation_grace_seconds: int = 600
+    # largest CDR / xml_curl document accepted, in bytes
+    max_document_bytes: int = 2_000_000
+    # cause used to refuse a call in the xml_curl dialplan
+    reject_cause: str = "CALL_REJECTED"
+    # cause used by the scheduled hangup when the paid time is over
+    allotted_cause: str = "ALLOTTED_TIMEOUT"
+    # contexts whose calls the xml_curl dialplan binding rates; other contexts get "not found"
+    # so FreeSWITCH falls back to its static dialplan
+    dialplan_contexts: tuple[str, ...] = ("default",)
+    # bridge target of an authorized call in the xml_curl dialplan; {callee} is the
+    # normalised destination
+    bridge_template: str = "sofia/gateway/pstn/{callee}"
+    # how often each worker double-checks rate-plan versions besides LISTEN/NOTIFY
+    rate_poll_seconds: float = 0.5
+    # keep the decoded CDR document next to the CDR row
+    keep_raw_cdr: bool = True
+    log_level: str = "INFO"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+_ENV = {
+    "database_url": "DATABASE_URL",
+    "redis_url": "REDIS_URL",
+    "db_pool_size": "APOLO_DB_POOL_SIZE",
+    "db_timeout": "APOLO_DB_TIMEOUT",
+    "fs_user": "APOLO_FS_USER",
+    "fs_password": "APOLO_FS_PASSWORD",
+    "reservation_seconds": "APOLO_RESERVATION_SECONDS",
+    "reservation_grace_seconds": "APOLO_RESERVATION_GRACE_SECONDS",
+    "max_document_bytes": "APOLO_MAX_DOCUMENT_BYTES",
+    "reject_cause": "APOLO_REJECT_CAUSE",
+    "allotted_cause": "APOLO_ALLOTTED_CAUSE",
+    "dialplan_contexts": "APOLO_DIALPLAN_CONTEXTS",
+    "bridge_template": "APOLO_BRIDGE_TEMPLATE",
+    "rate_poll_seconds": "APOLO_RATE_POLL_SECONDS",
+    "keep_raw_cdr": "APOLO_KEEP_RAW_CDR",
+    "log_level": "APOLO_LOG_LEVEL",
+}
+
+
+def load_settings(environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    types = {f.name: f.type for f in fields(Settings)}
+    for name, var in _ENV.items():
+        raw = env.get(var)
+        if raw is None or raw == "":
+            continue
+        kind = types[name]
+        if kind == "int":
+            values[name] = int(raw)
+        elif kind == "float":
+            values[name] = float(raw)
+        elif kind == "bool":
+            values[name] = _bool(raw)
+        elif name == "dialplan_contexts":
+            values[name] = tuple(c.strip() for c in raw.split(",") if c.strip())
+        else:
+            values[name] = raw
+    values.update(overrides)
+    settings = Settings(**values)
+    if settings.reservation_seconds <= 0:
+        raise ValueError("APOLO_RESERVATION_SECONDS must be positive")
+    return settings

@@ -1,0 +1,129 @@
+"""PostgreSQL connections: one lazy pool per worker process, one transaction per request.
+
+The pool is created on first use in the process that uses it (never at import, never
+in the gunicorn master), so every forked worker gets its own sockets.
+A request's transaction is committed by the app's ``after_request`` hook (see
+``sidecar.app``), before the response leaves, so a 2xx is only ever sent after the
+commit; callables queued with ``after_commit`` (Redis side effects) run after it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+from flask import current_app, g
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool
+
+from sidecar.config import Settings
+
+log = logging.getLogger(__name__)
+
+_lock = threading.Lock()
+_pools: dict[tuple[int, str], ConnectionPool] = {}
+
+
+def pool_for(url: str, size: int, timeout: float = 2.0) -> ConnectionPool:
+    key = (os.getpid(), url)
+    pool = _pools.get(key)
+    if pool is None:
+        with _lock:
+            pool = _pools.get(key)
+            if pool is None:
+                pool = ConnectionPool(
+                    url,
+                    min_size=1,
+                    max_size=size,
+                    kwargs={"row_factory": dict_row, "autocommit": False},
+                    open=True,
+                    timeout=timeout,
+                    name=f"apolo-{os.getpid()}",
+                )
+                _pools[key] = pool
+    return pool
+
+
+def settings_pool(settings: Settings) -> ConnectionPool:
+    return pool_for(settings.database_url, settings.db_pool_size, settings.db_timeout)
+
+
+def close_pools() -> None:
+    with _lock:
+        for key, pool in list(_pools.items()):
+            if key[0] == os.getpid():
+                pool.close()
+            del _pools[key]
+
+
+def get_conn() -> psycopg.Connection[Any]:
+    """The current request's connection; its transaction starts with the first statement."""
+    conn = g.get("_db_conn")
+    if conn is None:
+        conn = settings_pool(current_app.config["SETTINGS"]).getconn()
+        g._db_conn = conn
+    return conn  # type: ignore[no-any-return]
+
+
+def after_commit(fn: Callable[[], None]) -> None:
+    """Run ``fn`` once the request's transaction has committed (never if it rolls back)."""
+    g.setdefault("_after_commit", []).append(fn)
+
+
+def finish_request(commit: bool) -> None:
+    """Commit or roll back the request's transaction; raises if the commit fails."""
+    conn = g.pop("_db_conn", None)
+    hooks = g.pop("_after_commit", [])
+    if conn is None:
+        if commit:
+            _run_hooks(hooks)
+        return
+    pool = settings_pool(current_app.config["SETTINGS"])
+    try:
+        if commit:
+            conn.commit()
+        else:
+            conn.rollback()
+    except Exception:
+        try:
+            conn.rollback()
+        except Exception:  # noqa: S110 - the connection is broken; the pool discards it
+            pass
+        pool.putconn(conn)
+        raise
+    pool.putconn(conn)
+    if commit:
+        _run_hooks(hooks)
+
+
+def discard_request() -> None:
+    """Teardown safety net: roll back and return a connection left by an aborted request."""
+    conn = g.pop("_db_conn", None)
+    g.pop("_after_commit", None)
+    if conn is None:
+        return
+    try:
+        conn.rollback()
+    except Exception:  # noqa: S110
+        pass
+    settings_pool(current_app.config["SETTINGS"]).putconn(conn)
+
+
+def _run_hooks(hooks: list[Callable[[], None]]) -> None:
+    for hook in hooks:
+        try:
+            hook()
+        except Exception:
+            log.exception("after-commit side effect failed (PostgreSQL stays the record)")
+
+
+def connect_cli(url: str | None = None) -> psycopg.Connection[Any]:
+    """A plain connection for CLI commands (autocommit off; the command commits)."""
+    from sidecar.config import load_settings
+
+    dsn = url or load_settings().database_url
+    return psycopg.connect(dsn, row_factory=dict_row, autocommit=False)

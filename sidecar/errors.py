@@ -1,0 +1,58 @@
+"""One JSON error shape for every failure: ``{"error": {"code", "message", "details"}}``."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import psycopg
+from flask import Flask, jsonify
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    def __init__(
+        self, status: int, code: str, message: str, details: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details or {}
+
+
+def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "details": details or {}}}
+
+
+def register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(ApiError)
+    def _api_error(exc: ApiError):  # type: ignore[no-untyped-def]
+        response = jsonify(error_body(exc.code, exc.message, exc.details))
+        response.status_code = exc.status
+        if exc.status == 401:
+            response.headers["WWW-Authenticate"] = exc.details.get("scheme", "Bearer")
+        return response
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException):  # type: ignore[no-untyped-def]
+        code = (exc.name or "error").lower().replace(" ", "_")
+        response = jsonify(error_body(code, exc.description or exc.name or "error"))
+        response.status_code = exc.code or 500
+        return response
+
+    @app.errorhandler(psycopg.OperationalError)
+    def _db_down(exc: psycopg.OperationalError):  # type: ignore[no-untyped-def]
+        log.error("database unavailable: %s", exc)
+        response = jsonify(error_body("database_unavailable", "the database is unavailable"))
+        response.status_code = 503
+        return response
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception):  # type: ignore[no-untyped-def]
+        log.exception("unhandled error")
+        response = jsonify(error_body("internal_error", "internal error"))
+        response.status_code = 500
+        return response

@@ -1,0 +1,40 @@
+"""The value the rating core works on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Rate:
+    id: int
+    prefix: str
+    name: str
+    rate_per_minute: Decimal
+    connection_fee: Decimal
+    initial_increment: int
+    increment: int
+    effective_start: datetime
+    effective_end: datetime | None
+    priority: int = 0
+    enabled: bool = True
+
+    def in_effect(self, at: datetime) -> bool:
+        """``effective_start <= at < effective_end`` (open end when ``effective_end`` is None)."""
+        if at < self.effective_start:
+            return False
+        return self.effective_end is None or at < self.effective_end
+
+    def summary(self) -> dict[str, str | int]:
+        """The rate as the API and channel variables show it (money as decimal strings)."""
+        return {
+            "id": self.id,
+            "prefix": self.prefix,
+            "name": self.name,
+            "rate_per_minute": str(self.rate_per_minute),
+            "connection_fee": str(self.connection_fee),
+            "initial_increment": self.initial_increment,
+            "increment": self.increment,
+        }

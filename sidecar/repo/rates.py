@@ -1,0 +1,92 @@
+"""Rate plans and their rates, as the rating index needs them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from psycopg.rows import tuple_row
+
+
+def plan_versions(conn: psycopg.Connection[Any]) -> dict[int, int]:
+    rows = conn.execute("SELECT id, version FROM rate_plans").fetchall()
+    return {int(r["id"]): int(r["version"]) for r in rows}
+
+
+@contextmanager
+def plan_snapshot(
+    conn: psycopg.Connection[Any], plan_id: int
+) -> Iterator[tuple[int, Iterator[tuple[Any, ...]]]]:
+    """The plan's version and its rates, streamed from one snapshot.
+
+    Rows come in the column order of ``RateIndex.from_rows``, grouped by prefix and in
+    preference order within a prefix. Iterate them inside the ``with`` block.
+    """
+    with conn.transaction():
+        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        row = conn.execute("SELECT version FROM rate_plans WHERE id = %s", (plan_id,)).fetchone()
+        version = 0 if row is None else int(row["version"])
+        with conn.cursor(name=f"plan_{plan_id}", row_factory=tuple_row) as cur:
+            cur.itersize = 20_000
+            cur.execute(
+                "SELECT id, prefix, name, rate_per_minute, connection_fee, initial_increment,"
+                " increment, effective_start, effective_end, priority, enabled"
+                " FROM rates WHERE plan_id = %s AND enabled"
+                " ORDER BY prefix, priority DESC, effective_start DESC",
+                (plan_id,),
+            )
+            yield version, iter(cur)
+
+
+def plan_id_by_name(conn: psycopg.Connection[Any], name: str) -> int | None:
+    row = conn.execute("SELECT id FROM rate_plans WHERE name = %s", (name,)).fetchone()
+    return None if row is None else int(row["id"])
+
+
+def ensure_plan(conn: psycopg.Connection[Any], name: str, currency: str = "USD") -> int:
+    row = conn.execute(
+        "INSERT INTO rate_plans (name, currency) VALUES (%s, %s)"
+        " ON CONFLICT (name) DO UPDATE SET name = EXCLUDED.name RETURNING id",
+        (name, currency),
+    ).fetchone()
+    assert row is not None
+    return int(row["id"])
+
+
+def add_rate(
+    conn: psycopg.Connection[Any],
+    plan_id: int,
+    *,
+    prefix: str,
+    name: str,
+    rate_per_minute: Any,
+    connection_fee: Any = 0,
+    initial_increment: int = 60,
+    increment: int = 60,
+    effective_start: Any = None,
+    effective_end: Any = None,
+    priority: int = 0,
+    enabled: bool = True,
+) -> int:
+    row = conn.execute(
+        "INSERT INTO rates (plan_id, prefix, name, rate_per_minute, connection_fee,"
+        " initial_increment, increment, effective_start, effective_end, priority, enabled)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, coalesce(%s, now()), %s, %s, %s) RETURNING id",
+        (
+            plan_id,
+            prefix,
+            name,
+            rate_per_minute,
+            connection_fee,
+            initial_increment,
+            increment,
+            effective_start,
+            effective_end,
+            priority,
+            enabled,
+        ),
+    ).fetchone()
+    assert row is not None
+    return int(row["id"])

@@ -1,0 +1,1 @@
+"""Business operations. Services use the caller's connection and never commit."""

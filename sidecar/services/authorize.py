@@ -1,0 +1,110 @@
+"""Authorization: find the account, rate the destination, reserve money atomically."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import psycopg
+
+from sidecar.config import Settings
+from sidecar.freeswitch.commands import sched_hangup_seconds
+from sidecar.rating import Rate, call_cost, max_duration_for, normalize_number
+from sidecar.repo import accounts as accounts_repo
+from sidecar.services.rate_catalog import RateCatalog
+
+REASONS = (
+    "authorized",
+    "account_not_found",
+    "account_suspended",
+    "no_rate",
+    "insufficient_balance",
+    "concurrent_limit",
+)
+
+
+@dataclass(frozen=True)
+class AuthorizeRequest:
+    uuid: str
+    caller: str
+    callee: str
+    account: str | None = None
+
+
+@dataclass(frozen=True)
+class AuthorizeResult:
+    authorized: bool
+    reason: str
+    uuid: str
+    account: str | None = None
+    max_duration: int = 0
+    rate: Rate | None = None
+    reservation_id: int | None = None
+    reserved: Decimal | None = None
+
+    @property
+    def sched_hangup_seconds(self) -> int | None:
+        return sched_hangup_seconds(self.max_duration) if self.authorized else None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "authorized": self.authorized,
+            "reason": self.reason,
+            "uuid": self.uuid,
+            "account": self.account,
+            "max_duration": self.max_duration,
+            "sched_hangup_seconds": self.sched_hangup_seconds,
+            "rate": self.rate.summary() if self.rate else None,
+            "reservation_id": self.reservation_id,
+            "reserved": None if self.reserved is None else str(self.reserved),
+        }
+
+
+def authorize(
+    conn: psycopg.Connection[Any],
+    catalog: RateCatalog,
+    settings: Settings,
+    req: AuthorizeRequest,
+    now: datetime,
+) -> AuthorizeResult:
+    account = accounts_repo.find_for_call(conn, req.account, req.caller)
+    if account is None:
+        return AuthorizeResult(False, "account_not_found", req.uuid, req.account)
+    number = account["number"]
+    if account["status"] != "active":
+        return AuthorizeResult(False, "account_suspended", req.uuid, number)
+    rate = catalog.index(int(account["plan_id"])).lookup(normalize_number(req.callee), now)
+    if rate is None:
+        return AuthorizeResult(False, "no_rate", req.uuid, number)
+
+    seconds = settings.reservation_seconds
+    reserved = accounts_repo.reserve(
+        conn,
+        account_id=int(account["id"]),
+        call_uuid=req.uuid,
+        want=call_cost(rate, seconds),
+        minimum=call_cost(rate, 1),
+        hold=timedelta(seconds=seconds + settings.reservation_grace_seconds),
+        rate_id=rate.id,
+        caller=req.caller,
+        callee=normalize_number(req.callee),
+    )
+    reason = reserved["reason"]
+    if reason == "duplicate_call":  # the uuid already holds another account's reservation
+        return AuthorizeResult(False, "duplicate_call", req.uuid, number, rate=rate)
+    if reason != "authorized":
+        return AuthorizeResult(False, reason, req.uuid, number, rate=rate)
+    amount = Decimal(reserved["amount"])
+    max_duration = max_duration_for(rate, amount, seconds)
+    return AuthorizeResult(
+        True,
+        "authorized",
+        req.uuid,
+        number,
+        max_duration,
+        rate,
+        int(reserved["reservation_id"]),
+        amount,
+    )

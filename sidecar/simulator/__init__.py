@@ -1,0 +1,1 @@
+"""Plays calls against a running sidecar the way FreeSWITCH would (``apolo simulate``)."""

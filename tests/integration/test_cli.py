@@ -1,0 +1,101 @@
+"""The operator CLI against the real test database (and a real sidecar for tokens)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import psycopg
+import pytest
+import requests
+from conftest import ROOT
+
+pytestmark = pytest.mark.integration
+
+
+def apolo(db_url: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "DATABASE_URL": db_url, "USER": "ops-tester"}
+    result = subprocess.run(
+        [sys.executable, "-m", "sidecar.cli", *args],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+def test_db_upgrade_is_idempotent(db_url) -> None:  # type: ignore[no-untyped-def]
+    assert apolo(db_url, "db", "upgrade").stdout.strip() == "schema is up to date"
+    with psycopg.connect(db_url) as c:
+        versions = [r[0] for r in c.execute("SELECT version FROM schema_version ORDER BY 1")]
+    assert versions[0] == 1 and versions == sorted(set(versions))
+
+
+def test_token_created_on_cli_works_on_the_api(db_url, seed, live_sidecar) -> None:  # type: ignore[no-untyped-def]
+    seed.account("100001")
+    out = apolo(db_url, "tokens", "create", "noc", "--role", "viewer").stdout
+    token = out.strip().splitlines()[-1]
+    assert token.startswith("apo_")
+    with psycopg.connect(db_url) as c:
+        stored = c.execute("SELECT token_hash, role FROM api_tokens WHERE name = 'noc'").fetchone()
+    assert stored[1] == "viewer" and token not in stored[0]
+    resp = requests.get(
+        f"{live_sidecar.url}/v1/accounts/100001",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=5,
+    )
+    assert resp.status_code == 200 and resp.json()["number"] == "100001"
+
+
+def test_accounts_create_and_recharge(db_url, seed) -> None:  # type: ignore[no-untyped-def]
+    plan = seed.plan([("51", "0.60")])
+    apolo(
+        db_url,
+        "accounts",
+        "create",
+        "800001",
+        "--plan",
+        plan,
+        "--type",
+        "prepaid",
+        "--balance",
+        "10.00",
+        "--ani",
+        "800001",
+        "--ani",
+        "5558001",
+        "--max-calls",
+        "2",
+    )
+    apolo(db_url, "accounts", "recharge", "800001", "5.5")
+    shown = apolo(db_url, "accounts", "show", "800001").stdout
+    assert '"balance": "15.5000"' in shown and '"5558001"' in shown
+    bad = apolo(
+        db_url,
+        "accounts",
+        "create",
+        "800002",
+        "--plan",
+        plan,
+        "--type",
+        "prepaid",
+        "--balance",
+        "1.00001",
+        check=False,
+    )
+    assert bad.returncode != 0 and "4 decimals" in bad.stderr
+    with psycopg.connect(db_url) as c:
+        rows = c.execute("SELECT kind, amount, actor FROM ledger ORDER BY id").fetchall()
+        audit = c.execute("SELECT actor, action FROM audit_log ORDER BY id").fetchall()
+    assert [(k, str(a)) for k, a, _ in rows] == [("initial", "10.0000"), ("recharge", "5.5000")]
+    assert ("cli:ops-tester", "account.recharge") in audit
+
+
+def test_demo_load_twice(db_url, seed) -> None:  # type: ignore[no-untyped-def]
+    assert "100001" in apolo(db_url, "demo", "load").stdout
+    assert "accounts created: none" in apolo(db_url, "demo", "load").stdout
