@@ -115,7 +115,11 @@ class Client:
         self.error = "" if parts.scheme in ("http", "https") and parts.hostname else "bad_url"
         self.https = parts.scheme == "https"
         self.host = parts.hostname or ""
-        self.port = parts.port or (443 if self.https else 80)
+        try:
+            port = parts.port
+        except ValueError:  # "host:abc": fail each call (honouring fail-open), not the import
+            port, self.error = None, "bad_url"
+        self.port = port or (443 if self.https else 80)
         self.path = parts.path.rstrip("/") + AUTHORIZE_PATH
         self.timeout = settings.timeout_ms / 1000
         self.headers = {"Content-Type": "application/json", "Accept": "application/json"}

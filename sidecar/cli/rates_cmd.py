@@ -121,6 +121,7 @@ def _import(
     errors.extend(duplicates, total)
     if errors:
         return errors, 0
+    _note(f"validated {path.name}; writing the rates...")
     try:
         count = apply_staged(conn, plan_name, replace=replace, currency=currency)
     except CurrencyMismatchError as exc:
@@ -170,6 +171,12 @@ def _progress(total_bytes: int) -> Iterator[Callable[[int], None]]:
     with click.progressbar(length=total_bytes, label="importing", file=stderr) as bar:
         yield lambda done: bar.update(max(0, min(done, total_bytes) - bar.pos))
         bar.update(total_bytes - bar.pos)
+
+
+def _note(message: str) -> None:
+    """A progress message on stderr when it is a terminal."""
+    if sys.stderr.isatty():
+        click.echo(message, err=True)
 
 
 def _plan_name(value: str) -> str:

@@ -73,10 +73,12 @@ def parse_dialplan_request(form: Mapping[str, str]) -> DialplanRequest:
         raise DialplanRequestError("xml_curl request has no 'Unique-ID'")
     if not is_valid_uuid(uuid):
         raise DialplanRequestError(f"'Unique-ID' is not a channel uuid: {uuid[:80]!r}")
-    callee = _first(form, (cv.XC_CALLER_DESTINATION_NUMBER, cv.XC_HUNT_DESTINATION_NUMBER))
+    # Hunt-* describe the lookup FreeSWITCH is doing now (execute_extension re-hunts with
+    # a new context and extension but keeps the channel's caller profile)
+    callee = _first(form, (cv.XC_HUNT_DESTINATION_NUMBER, cv.XC_CALLER_DESTINATION_NUMBER))
     if callee is None:
         raise DialplanRequestError("xml_curl request has no destination number")
-    context = _first(form, (cv.XC_CALLER_CONTEXT, cv.XC_HUNT_CONTEXT))
+    context = _first(form, (cv.XC_HUNT_CONTEXT, cv.XC_CALLER_CONTEXT))
     if context is None:
         raise DialplanRequestError("xml_curl request has no 'Caller-Context'")
     return DialplanRequest(

@@ -61,6 +61,16 @@ def insert_new(conn: psycopg.Connection[Any], row: dict[str, Any]) -> int | None
     return None if found is None else int(found["id"])
 
 
+def stored(conn: psycopg.Connection[Any], call_uuid: str, leg: str) -> dict[str, Any] | None:
+    """The stored CDR of this leg (id, billing status, cost, account number), if any."""
+    return conn.execute(
+        "SELECT c.id, c.billing_status, c.cost, a.number AS account"
+        " FROM cdrs c LEFT JOIN accounts a ON a.id = c.account_id"
+        " WHERE c.call_uuid = %s AND c.leg = %s",
+        (call_uuid, leg),
+    ).fetchone()
+
+
 def find(
     conn: psycopg.Connection[Any],
     *,

@@ -66,6 +66,9 @@ def ingest(
     raw_xml: str | None,
     source: str = "freeswitch",
 ) -> IngestResult:
+    known = cdrs_repo.stored(conn, record.uuid, record.leg)
+    if known is not None:  # a retry or a replay: answer what the first arrival decided
+        return _duplicate(known, record.uuid)
     reservation = reservations_repo.for_call(conn, record.uuid)
     account, unpaid_status, note = _who_pays(conn, record, reservation)
     if account is not None:
@@ -130,12 +133,19 @@ def ingest(
             "raw_xml": raw_xml,
         },
     )
+    if cdr_id is None:  # a concurrent arrival of the same CDR committed first
+        known = cdrs_repo.stored(conn, record.uuid, record.leg)
+        assert known is not None
+        return _duplicate(known, record.uuid)
     number = None if account is None else str(account["number"])
-    if cdr_id is None:
-        return IngestResult(None, True, status, ZERO, number, record.uuid)
 
     _settle(conn, account, reservation, status, cost, cdr_id)
     return IngestResult(cdr_id, False, status, cost, number, record.uuid)
+
+
+def _duplicate(known: dict[str, Any], uuid: str) -> IngestResult:
+    cost = ZERO if known["cost"] is None else Decimal(known["cost"])
+    return IngestResult(int(known["id"]), True, known["billing_status"], cost, known["account"], uuid)
 
 
 def _settle(

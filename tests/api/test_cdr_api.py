@@ -7,6 +7,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+import redis as redis_lib
 from conftest import FS_AUTH
 from fixtures_path import FS_FIXTURES, read_http_capture
 
@@ -64,12 +65,16 @@ def test_requires_switch_credentials(client, seed) -> None:  # type: ignore[no-u
 
 
 @pytest.mark.parametrize("encoding", ["textxml", "base64", "plaintext", "urlencoded"])
-def test_authorized_call_charged_once_in_every_encoding(client, seed, db_url, encoding) -> None:  # type: ignore[no-untyped-def]
+def test_authorized_call_charged_once_in_every_encoding(
+    client, seed, db_url, redis_url, encoding
+) -> None:  # type: ignore[no-untyped-def]
     path = CDR / encoding / ANSWERED_B
     record = record_of(path)
     seed.account("100001", balance="10.00", rates=[("51", "0.60"), ("5198", "1.20")])
     auth = authorize(client, record)
     assert auth["authorized"] is True
+    live = redis_lib.Redis.from_url(redis_url, decode_responses=True)
+    assert live.sismember("apolo:calls", record.uuid)
 
     for _ in range(3):  # FreeSWITCH retried, or two nodes replayed the same spool
         resp = post_capture(client, path)
@@ -95,6 +100,8 @@ def test_authorized_call_charged_once_in_every_encoding(client, seed, db_url, en
         "active_calls": "0",
     }
     assert rows(db_url, "SELECT status FROM reservations") == [("charged",)]
+    assert not live.sismember("apolo:calls", record.uuid)  # live state dropped after commit
+    assert not live.exists(f"apolo:call:{record.uuid}")
 
 
 def test_twin_loopback_leg_is_stored_not_charged(client, seed, db_url) -> None:  # type: ignore[no-untyped-def]

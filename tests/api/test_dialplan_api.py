@@ -59,8 +59,22 @@ def test_denied_call_is_rejected_and_never_bridged(client, seed) -> None:  # typ
 def test_other_context_is_not_found(client, seed) -> None:  # type: ignore[no-untyped-def]
     seed.account("100001")
     cap = read_http_capture(REQUEST)
-    body = cap.body.replace(b"Caller-Context=default", b"Caller-Context=public")
+    body = cap.body.replace(b"Context=default", b"Context=public")  # Caller- and Hunt-
     assert body != cap.body
+    resp = post(client, body)
+    assert b'status="not found"' in resp.data
+    assert seed.balance("100001")["reserved"] == "0.0000"
+
+
+def test_rehunt_into_the_guard_context_is_not_rated_again(client, seed) -> None:  # type: ignore[no-untyped-def]
+    # dialplan/apolo_outbound.xml re-hunts with execute_extension apolo_bridge XML
+    # apolo_authorized: Hunt-* change, the caller profile (Caller-*) does not
+    seed.account("100001", balance="1.20", rates=[("51", "0.60")])
+    cap = read_http_capture(REQUEST)
+    body = cap.body.replace(b"Hunt-Context=default", b"Hunt-Context=apolo_authorized").replace(
+        b"Hunt-Destination-Number=51987654321", b"Hunt-Destination-Number=apolo_bridge"
+    )
+    assert body.count(b"apolo_") == 2
     resp = post(client, body)
     assert b'status="not found"' in resp.data
     assert seed.balance("100001")["reserved"] == "0.0000"

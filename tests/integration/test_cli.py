@@ -5,11 +5,16 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from datetime import timedelta
+from decimal import Decimal
 
 import psycopg
 import pytest
 import requests
 from conftest import ROOT
+from psycopg.rows import dict_row
+
+from sidecar.repo import accounts as accounts_repo
 
 pytestmark = pytest.mark.integration
 
@@ -99,3 +104,25 @@ def test_accounts_create_and_recharge(db_url, seed) -> None:  # type: ignore[no-
 def test_demo_load_twice(db_url, seed) -> None:  # type: ignore[no-untyped-def]
     assert "100001" in apolo(db_url, "demo", "load").stdout
     assert "accounts created: none" in apolo(db_url, "demo", "load").stdout
+
+
+def test_reservations_expire_releases_overdue_money(db_url, seed) -> None:  # type: ignore[no-untyped-def]
+    seed.account("100001", balance="10.00")
+    with psycopg.connect(db_url) as c:
+        account_id = c.execute("SELECT id FROM accounts WHERE number = '100001'").fetchone()[0]
+    with psycopg.connect(db_url, row_factory=dict_row) as c:
+        for uuid, hold in (("live-call", 3600), ("lost-cdr", -1)):
+            got = accounts_repo.reserve(
+                c, account_id=account_id, call_uuid=uuid, want=Decimal("2.00"),
+                minimum=Decimal("0.60"), hold=timedelta(seconds=hold), rate_id=0,
+                caller="100001", callee="51987654321",
+            )  # fmt: skip
+            assert got["reason"] == "authorized"
+        c.commit()
+    assert seed.balance("100001")["reserved"] == "4.0000"
+    out = apolo(db_url, "reservations", "expire").stdout
+    assert "expired 1 reservation(s), released 2.0000" in out
+    assert seed.balance("100001")["reserved"] == "2.0000"
+    with psycopg.connect(db_url) as c:
+        statuses = dict(c.execute("SELECT call_uuid, status FROM reservations").fetchall())
+    assert statuses == {"lost-cdr": "expired", "live-call": "open"}

@@ -417,8 +417,9 @@ def test_connection_refused_fails_closed(fs_module: FakeFreeswitchModule) -> Non
     assert any(level == "err" for level, _ in fs_module.logs)
 
 
-def test_bad_sidecar_url_fails_closed_instead_of_breaking_import() -> None:
-    apolo_fs.configure(apolo_fs.Settings(url="127.0.0.1:8080"))
+@pytest.mark.parametrize("url", ["127.0.0.1:8080", "http://127.0.0.1:port"])
+def test_bad_sidecar_url_fails_closed_instead_of_breaking_import(url: str) -> None:
+    apolo_fs.configure(apolo_fs.Settings(url=url))
     try:
         session = call()
     finally:
