@@ -30,6 +30,7 @@ lint: venv
 	$(BIN)/mypy sidecar
 
 test: venv lint
+	@scripts/test_deps.sh
 	@$(SERVICES) && $(BIN)/python -m pytest
 
 clean-data:

@@ -30,7 +30,7 @@ class Settings:
     fs_password: str = ""
     # reservation per call at authorization, in seconds of talk time; also the longest call
     reservation_seconds: int = 3600
-    # a reservation expires max(reservation_seconds) + grace after authorization
+    # a reservation expires this long after the talk time it pays for
     reservation_grace_seconds: int = 600
     # largest CDR / xml_curl document accepted, in bytes
     max_document_bytes: int = 2_000_000

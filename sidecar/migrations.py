@@ -50,7 +50,7 @@ def upgrade(conn: psycopg.Connection[Any], directory: Path | None = None) -> lis
         for version, path in pending_files(directory):
             if version in done:
                 continue
-            conn.execute(path.read_text(encoding="utf-8"))  
+            conn.execute(path.read_text(encoding="utf-8"))
             conn.execute(
                 "INSERT INTO schema_version (version, name) VALUES (%s, %s)", (version, path.name)
             )

@@ -176,11 +176,14 @@ CREATE TABLE audit_log (
 
 -- Atomic balance check + reservation for one call (one round trip, row lock on the account).
 -- Releases the account's expired reservations first, so a lost CDR cannot lock money forever.
--- Reserves least(available, p_want); refuses when available < p_min (the first increment).
+-- Reserves least(available, p_want), p_want being the cost of p_seconds of talk; refuses when
+-- available < p_min (the first increment). The reservation expires after the talk time it
+-- pays for plus p_grace: p_seconds * amount / p_want is an upper bound of that time whatever
+-- the connection fee and increments, since cost grows at least linearly with duration.
 -- Idempotent per call uuid: authorizing the same uuid again returns the open reservation.
 CREATE FUNCTION apolo_reserve(
     p_account_id bigint, p_call_uuid text, p_want numeric, p_min numeric,
-    p_hold interval, p_rate_id bigint, p_caller text, p_callee text
+    p_seconds integer, p_grace interval, p_rate_id bigint, p_caller text, p_callee text
 ) RETURNS TABLE (reason text, reservation_id bigint, amount numeric, available numeric)
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -238,7 +241,9 @@ BEGIN
 
     v_amount := least(v_avail, p_want);
     INSERT INTO reservations (account_id, call_uuid, amount, rate_id, caller, callee, expires_at)
-    VALUES (a.id, p_call_uuid, v_amount, p_rate_id, p_caller, p_callee, now() + p_hold)
+    VALUES (a.id, p_call_uuid, v_amount, p_rate_id, p_caller, p_callee,
+            now() + p_grace + make_interval(secs => CASE WHEN p_want > 0
+                THEN ceil(p_seconds * v_amount / p_want) ELSE p_seconds END))
     RETURNING id INTO v_id;
     UPDATE accounts SET reserved = reserved + v_amount, active_calls = active_calls + 1
      WHERE id = a.id;

@@ -9,7 +9,10 @@ from decimal import Decimal
 import click
 
 from sidecar.cli.accounts_cmd import accounts
+from sidecar.cli.cdr_cmd import cdr
 from sidecar.cli.demo_cmd import demo
+from sidecar.cli.rates_cmd import rates
+from sidecar.cli.simulate_cmd import simulate
 from sidecar.db import connect_cli
 
 
@@ -130,21 +133,6 @@ def _whoami() -> str:
 
 cli.add_command(accounts)
 cli.add_command(demo)
-
-
-def _optional(module: str, name: str) -> None:
-    """Register a command group that lives in its own module."""
-    import importlib
-
-    try:
-        cli.add_command(getattr(importlib.import_module(module), name))
-    except ModuleNotFoundError:  # TEMP while the modules are being written
-        pass
-
-
-for _module, _name in (
-    ("sidecar.cli.rates_cmd", "rates"),
-    ("sidecar.cli.cdr_cmd", "cdr"),
-    ("sidecar.cli.simulate_cmd", "simulate"),
-):
-    _optional(_module, _name)
+cli.add_command(rates)
+cli.add_command(cdr)
+cli.add_command(simulate)

@@ -60,9 +60,9 @@ def import_cmd(plan_name: str, replace: bool, currency: str | None, csv_file: Pa
         if errors:
             conn.rollback()
             _report(errors, csv_file)
-            raise SystemExit(1)
+            raise click.exceptions.Exit(1)
         conn.commit()
-    mode = "replacing its rates" if replace else "appended"
+    mode = "replaced its rates" if replace else "appended"
     seconds = time.monotonic() - started
     click.echo(f"imported {count} rates into plan {plan_name!r} ({mode}) in {seconds:.1f}s")
 
@@ -91,7 +91,10 @@ def export_cmd(plan_name: str, output: Path | None) -> None:
         if output is None:
             _write_lines(sys.stdout, lines)
             return
-        count = _write_file(output, lines)
+        try:
+            count = _write_file(output, lines)
+        except OSError as exc:
+            raise click.ClickException(f"cannot write {output}: {exc.strerror or exc}") from None
     seconds = time.monotonic() - started
     click.echo(
         f"exported {count} rates of plan {plan_name!r} to {output} in {seconds:.1f}s", err=True
@@ -238,7 +241,7 @@ def _connect() -> psycopg.Connection[Any]:
 
 @contextmanager
 def _session() -> Iterator[psycopg.Connection[Any]]:
-    """A connection that is rolled back (unless committed) and closed at the end."""
+    """A connection closed at the end, discarding whatever was not committed."""
     try:
         conn = _connect()
     except psycopg.OperationalError as exc:
@@ -248,6 +251,4 @@ def _session() -> Iterator[psycopg.Connection[Any]]:
     except psycopg.Error as exc:
         raise click.ClickException(f"database error: {exc}") from None
     finally:
-        if not conn.closed:
-            conn.rollback()
-            conn.close()
+        conn.close()  # an uncommitted transaction is discarded

@@ -340,9 +340,16 @@ def iter_rate_rows(lines: Iterable[str], now: datetime) -> Iterator[RateRow | Ro
     """
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
-    now = now.astimezone(UTC)
-    reader = csv.reader(lines, strict=True)
-    records = _records(reader)
+    records = _records(csv.reader(lines, strict=True))
+    try:
+        yield from _validate(records, now.astimezone(UTC))
+    except _MalformedCsvError as exc:
+        yield exc.error
+
+
+def _validate(
+    records: Iterator[tuple[int, list[str]]], now: datetime
+) -> Iterator[RateRow | RowError]:
     first = next(records, None)
     if first is None or not first[1]:
         yield RowError(1, "header", _NO_HEADER)
@@ -352,25 +359,35 @@ def iter_rate_rows(lines: Iterable[str], now: datetime) -> Iterator[RateRow | Ro
         yield from header_errors
         return
     parser = _RowParser(columns, now)
-    try:
-        for line, cells in records:
-            result = parser.parse(cells, line)
-            if isinstance(result, RateRow):
-                yield result
-            else:
-                yield from result
-    except csv.Error as exc:
-        yield RowError(reader.line_num, "row", f"malformed CSV, reading stopped: {exc}")
+    for line, cells in records:
+        result = parser.parse(cells, line)
+        if isinstance(result, RateRow):
+            yield result
+        else:
+            yield from result
+
+
+class _MalformedCsvError(Exception):
+    def __init__(self, error: RowError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 def _records(reader: Any) -> Iterator[tuple[int, list[str]]]:
     """(line the record starts on, cells) of a csv reader; blank lines after the header
-    are skipped."""
+    are skipped. Malformed CSV raises _MalformedCsvError naming the record's first line."""
     start = 1
-    for cells in reader:
-        if cells or start == 1:
-            yield start, cells
-        start = reader.line_num + 1
+    try:
+        for cells in reader:
+            if cells or start == 1:
+                yield start, cells
+            start = reader.line_num + 1
+    except csv.Error as exc:
+        stopped = (
+            "" if reader.line_num <= start else f" (reading stopped at line {reader.line_num})"
+        )
+        where = "header" if start == 1 else "row"
+        raise _MalformedCsvError(RowError(start, where, f"malformed CSV{stopped}: {exc}")) from None
 
 
 # --------------------------------------------------------------------------- export

@@ -38,9 +38,7 @@ class _Tariff(NamedTuple):
 
 # (id, prefix, name, rate_per_minute, connection_fee, initial_increment, increment,
 #  effective_start, effective_end, priority, enabled): the column order of the rates table
-RateRow = tuple[
-    int, str, str, Decimal, Decimal, int, int, datetime, datetime | None, int, bool
-]
+RateRow = tuple[int, str, str, Decimal, Decimal, int, int, datetime, datetime | None, int, bool]
 
 
 def _row_of(rate: Rate) -> RateRow:

@@ -143,15 +143,16 @@ def reserve(
     call_uuid: str,
     want: Decimal,
     minimum: Decimal,
-    hold: timedelta,
+    seconds: int,
+    grace: timedelta,
     rate_id: int,
     caller: str,
     callee: str,
 ) -> dict[str, Any]:
     """One round trip: the atomic check-and-reserve of ``apolo_reserve`` (sql/001_core.sql)."""
     row = conn.execute(
-        "SELECT * FROM apolo_reserve(%s, %s, %s, %s, %s, %s, %s, %s)",
-        (account_id, call_uuid, want, minimum, hold, rate_id, caller, callee),
+        "SELECT * FROM apolo_reserve(%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        (account_id, call_uuid, want, minimum, seconds, grace, rate_id, caller, callee),
     ).fetchone()
     assert row is not None
     return dict(row)

@@ -145,7 +145,9 @@ def ingest(
 
 def _duplicate(known: dict[str, Any], uuid: str) -> IngestResult:
     cost = ZERO if known["cost"] is None else Decimal(known["cost"])
-    return IngestResult(int(known["id"]), True, known["billing_status"], cost, known["account"], uuid)
+    return IngestResult(
+        int(known["id"]), True, known["billing_status"], cost, known["account"], uuid
+    )
 
 
 def _settle(

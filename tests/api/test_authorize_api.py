@@ -44,6 +44,13 @@ def test_authorized_reserves_and_limits(client, seed, redis_url) -> None:  # typ
         "available": "0.0000",
         "active_calls": "1",
     }
+    with psycopg.connect(seed.url) as c:
+        (hold,) = c.execute(
+            "SELECT extract(epoch FROM expires_at - created_at) FROM reservations"
+        ).fetchone()
+    # expires after the talk time it pays for (960 s, bounded above by 3600 * 10 / 36 = 1000 s)
+    # plus the default grace of 600 s
+    assert 960 + 600 <= hold <= 1000 + 600 + 1
     live = redis_lib.Redis.from_url(redis_url, decode_responses=True).hgetall("apolo:call:call-1")
     assert live["account"] == "100001" and live["max_duration"] == "960"
     # the next call finds nothing available

@@ -111,10 +111,11 @@ def test_reservations_expire_releases_overdue_money(db_url, seed) -> None:  # ty
     with psycopg.connect(db_url) as c:
         account_id = c.execute("SELECT id FROM accounts WHERE number = '100001'").fetchone()[0]
     with psycopg.connect(db_url, row_factory=dict_row) as c:
-        for uuid, hold in (("live-call", 3600), ("lost-cdr", -1)):
+        for uuid, seconds, grace in (("live-call", 3600, 0), ("lost-cdr", 0, -1)):
             got = accounts_repo.reserve(
                 c, account_id=account_id, call_uuid=uuid, want=Decimal("2.00"),
-                minimum=Decimal("0.60"), hold=timedelta(seconds=hold), rate_id=0,
+                minimum=Decimal("0.60"), seconds=seconds, grace=timedelta(seconds=grace),
+                rate_id=0,
                 caller="100001", callee="51987654321",
             )  # fmt: skip
             assert got["reason"] == "authorized"

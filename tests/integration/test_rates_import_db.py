@@ -1,12 +1,11 @@
 """`apolo rates import/export` against a real PostgreSQL.
 
-Needs APOLO_TEST_DATABASE_URL: a scratch database with sql/001_core.sql applied.
+Runs on the migrated test database of ``tests/conftest.py`` (fixture ``db_url``).
 Every test works on plans of its own (random names) and deletes them afterwards.
 """
 
 from __future__ import annotations
 
-import os
 import random
 import time
 import uuid
@@ -31,8 +30,6 @@ from sidecar.repo.rate_import import (
 
 pytestmark = pytest.mark.integration
 
-DB_URL = os.environ.get("APOLO_TEST_DATABASE_URL", "")
-
 
 def write_big_csv(path: Path, rows: int, seed: int = 20250301) -> None:
     """A valid rate CSV of ``rows`` random rates: prefixes of 1-12 digits, a few
@@ -55,13 +52,6 @@ def write_big_csv(path: Path, rows: int, seed: int = 20250301) -> None:
                 f"{prefix},Destination {n},{rate},{fee},,{increment},{start},{end},"
                 f"{priority},{enabled}\n"
             )
-
-
-@pytest.fixture
-def db_url() -> str:
-    if not DB_URL:
-        pytest.skip("APOLO_TEST_DATABASE_URL is not set")
-    return DB_URL
 
 
 @pytest.fixture
@@ -223,7 +213,7 @@ def test_replace(cli: Any, conn: psycopg.Connection[Any], plans: list[str], tmp_
     path = write(tmp_path, "prefix,rate_per_minute\n49,0.07\n", "de.csv")
     result = cli("import", "--plan", plan, "--replace", str(path))
     assert result.exit_code == 0, result.output
-    assert "replacing its rates" in result.stdout
+    assert "(replaced its rates)" in result.stdout
     assert [(r.prefix, r.rate_per_minute) for r in plan_rates(conn, plan)] == [
         ("49", Decimal("0.07"))
     ]

@@ -434,12 +434,22 @@ def test_malformed_csv_stops_with_an_error() -> None:
     error = result[1]
     assert isinstance(error, RowError)
     assert (error.line, error.field) == (3, "row")
+    assert error.message.startswith("malformed CSV: ")
+
+
+def test_unterminated_quote_names_the_line_it_opened_on() -> None:
+    result = parse('prefix,name,rate_per_minute\n1,ok,1\n2,"open,1\n3,x,1\n4,y,1\n')
+    assert isinstance(result[0], RateRow)
+    error = result[1]
+    assert isinstance(error, RowError) and len(result) == 2
+    assert (error.line, error.field) == (3, "row")
+    assert "reading stopped at line 5" in error.message
+
+
+def test_malformed_header() -> None:
+    error = one_error('"prefix,rate_per_minute\n1,1\n')
+    assert (error.line, error.field) == (1, "header")
     assert "malformed CSV" in error.message
-
-
-def test_unterminated_quote_is_an_error() -> None:
-    result = parse('prefix,name,rate_per_minute\n1,"open,1\n2,x,1\n')
-    assert [type(r) for r in result] == [RowError]
 
 
 def test_rows_are_streamed_not_collected() -> None:
@@ -579,9 +589,9 @@ _times = st.datetimes(  # bounds are naive; the values get UTC
 _money = st.decimals(
     min_value=0, max_value=Decimal("999999999999.999999"), places=6, allow_nan=False
 )
-_names = st.text(
-    st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=40
-).filter(lambda name: not name.startswith(("=", "+", "-", "@", "\t", "\r")))
+_names = st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=40).filter(
+    lambda name: not name.startswith(("=", "+", "-", "@", "\t", "\r"))
+)
 
 
 @st.composite
