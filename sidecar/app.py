@@ -33,12 +33,21 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
         authorize,
         calls,
         cdrs,
+        cucm,
+        fac,
         freeswitch_cdr,
         freeswitch_dialplan,
         health,
+        openapi,
+        rates,
+        reports,
+        session,
     )
 
-    for module in (health, authorize, accounts, cdrs, calls, freeswitch_cdr, freeswitch_dialplan):
+    for module in (
+        health, authorize, accounts, cdrs, calls, freeswitch_cdr, freeswitch_dialplan, cucm, fac,
+        session, openapi, rates, reports,
+    ):  # fmt: skip
         app.register_blueprint(module.bp)
 
     @app.after_request

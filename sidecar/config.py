@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from typing import Any
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/apolo"
@@ -49,7 +49,6 @@ class Settings:
     # keep the decoded CDR document next to the CDR row
     keep_raw_cdr: bool = True
     log_level: str = "INFO"
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 _ENV = {

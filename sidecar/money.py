@@ -5,6 +5,8 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 
 BALANCE_QUANTUM = Decimal("0.0001")
+# balances are NUMERIC(18,4): at most 14 digits before the point
+MAX_DIGITS_BEFORE_POINT = 14
 
 
 def parse_money(value: object, field: str, *, allow_negative: bool = False) -> Decimal:
@@ -17,6 +19,8 @@ def parse_money(value: object, field: str, *, allow_negative: bool = False) -> D
         raise ValueError(f"{field}: {value!r} is not a decimal number") from None
     if not amount.is_finite():
         raise ValueError(f"{field}: must be finite")
+    if amount.adjusted() >= MAX_DIGITS_BEFORE_POINT:
+        raise ValueError(f"{field}: too large")
     if amount != amount.quantize(BALANCE_QUANTUM):
         raise ValueError(f"{field}: at most 4 decimals")
     if amount < 0 and not allow_negative:

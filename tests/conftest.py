@@ -28,8 +28,11 @@ from psycopg.rows import dict_row
 ROOT = Path(__file__).resolve().parents[1]
 FS_USER = "freeswitch"
 FS_PASSWORD = "test-fs-secret"
+# rate_plans first: TRUNCATE locks in this order, and a rate-index rebuild in a running sidecar
+# reads rate_plans then rates; the other order can deadlock with it
 DATA_TABLES = (
-    "audit_log, ledger, cdrs, reservations, account_anis, accounts, rates, rate_plans, api_tokens"
+    "rate_plans, rates, audit_log, ledger, cdrs, reservations, account_anis, accounts, api_tokens,"
+    " cucm_files, users, user_sessions, login_failures, idempotency_keys"
 )
 
 

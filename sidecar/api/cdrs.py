@@ -1,42 +1,140 @@
-"""CDR queries."""
+"""CDR queries: search with filters and keyset pagination, one call by uuid, CSV export.
+
+The export streams from its own connection (not the request pool, so a long export never
+takes a connection CDR intake needs) through a server-side cursor in one REPEATABLE READ
+snapshot; the request's auth check runs before the first byte.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, request
+import csv
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
 
+import psycopg
+from flask import Blueprint, Response, jsonify
+
+from sidecar.api import _params as params
+from sidecar.api._request import settings
 from sidecar.auth import require
 from sidecar.db import get_conn
 from sidecar.errors import ApiError
+from sidecar.imports.rates_csv import export_cell
 from sidecar.repo import accounts as accounts_repo
 from sidecar.repo import cdrs as cdrs_repo
 
 bp = Blueprint("cdrs", __name__, url_prefix="/v1/cdrs")
 _MONEY = ("rate_per_minute", "connection_fee", "cost")
+_TEXT_CELLS = frozenset({"call_uuid", "source", "account", "caller", "callee", "destination",
+                         "hangup_cause", "rate_prefix", "billing_status"})  # fmt: skip
+READERS = ("admin", "operator", "viewer")
 
 
 def _public(row: dict[str, object]) -> dict[str, object]:
     return {k: (str(v) if k in _MONEY and v is not None else v) for k, v in row.items()}
 
 
-@bp.get("")
-@require("admin", "operator", "viewer")
-def list_cdrs():  # type: ignore[no-untyped-def]
-    conn = get_conn()
-    account_id = None
-    if number := request.args.get("account"):
-        account = accounts_repo.find_for_call(conn, number, "")
-        if account is None:
-            raise ApiError(404, "account_not_found", f"no account {number}")
-        account_id = int(account["id"])
-    try:
-        limit = min(max(int(request.args.get("limit", "100")), 1), 1000)
-    except ValueError:
-        raise ApiError(400, "invalid_request", "limit must be an integer") from None
-    rows = cdrs_repo.find(conn, uuid=request.args.get("uuid"), account_id=account_id, limit=limit)
+def _with_ledger(conn: psycopg.Connection[Any], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ledger = cdrs_repo.ledger_rows_for(conn, [int(r["id"]) for r in rows]) if rows else []
     by_cdr: dict[int, list[dict[str, object]]] = {}
     for entry in ledger:
         by_cdr.setdefault(int(entry["cdr_id"]), []).append(
             {**entry, "amount": str(entry["amount"]), "balance_after": str(entry["balance_after"])}
         )
-    return jsonify({"cdrs": [{**_public(r), "ledger": by_cdr.get(int(r["id"]), [])} for r in rows]})
+    return [{**_public(r), "ledger": by_cdr.get(int(r["id"]), [])} for r in rows]
+
+
+def _filter(conn: psycopg.Connection[Any]) -> cdrs_repo.CdrFilter:
+    account_id = None
+    if number := params.text("account"):
+        account = accounts_repo.find_for_call(conn, number, "")
+        if account is None:
+            raise ApiError(404, "account_not_found", f"no account {number}")
+        account_id = int(account["id"])
+    return cdrs_repo.CdrFilter(
+        start_from=params.timestamp("from"),
+        start_to=params.timestamp("to"),
+        account_id=account_id,
+        caller=params.text("caller"),
+        callee=params.text("callee"),
+        destination_prefix=params.digits("destination"),
+        hangup_cause=params.text("hangup_cause"),
+        answered=params.boolean("answered"),
+        min_cost=params.money("min_cost"),
+        source=params.text("source"),
+        billing_status=params.text("billing_status"),
+        call_uuid=params.text("uuid"),
+    )
+
+
+@bp.get("")
+@require(*READERS)
+def list_cdrs():  # type: ignore[no-untyped-def]
+    """Newest first; ``next_cursor`` (when present) is the ``cursor`` of the next page."""
+    conn = get_conn()
+    flt = _filter(conn)
+    limit = params.integer("limit", 100, 1, 1000)
+    assert limit is not None
+    cursor = params.integer("cursor", None, 1, 2**63 - 1)
+    rows = cdrs_repo.search(conn, flt, before_id=cursor, limit=limit)
+    next_cursor = int(rows[-1]["id"]) if len(rows) == limit else None
+    return jsonify({"cdrs": _with_ledger(conn, rows), "next_cursor": next_cursor})
+
+
+@bp.get("/<call_uuid>")
+@require(*READERS)
+def get_cdr(call_uuid: str):  # type: ignore[no-untyped-def]
+    conn = get_conn()
+    rows = cdrs_repo.by_uuid(conn, call_uuid)
+    if not rows:
+        raise ApiError(404, "cdr_not_found", f"no CDR for call {call_uuid}")
+    return jsonify({"call_uuid": call_uuid, "legs": _with_ledger(conn, rows)})
+
+
+@bp.get("/export.csv")
+@require(*READERS)
+def export_csv():  # type: ignore[no-untyped-def]
+    flt = _filter(get_conn())
+    url = settings().database_url
+    name = f"cdrs-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.csv"
+    return Response(
+        export_stream(url, flt),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+def export_stream(database_url: str, flt: cdrs_repo.CdrFilter) -> Iterator[str]:
+    """The CSV, produced as it is read; the connection closes when the stream ends."""
+    with psycopg.connect(database_url, autocommit=False) as conn:
+        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        yield from format_cdr_csv(cdrs_repo.stream_export(conn, flt))
+        conn.rollback()
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+def _cell(column: str, value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    text = str(value)
+    return export_cell(text) if column in _TEXT_CELLS else text
+
+
+def format_cdr_csv(rows: Iterable[tuple[Any, ...]]) -> Iterator[str]:
+    """Header then one CRLF-terminated record per CDR; text cells that a spreadsheet would
+    run as a formula (= + - @ tab CR) get a leading ' (as ``apolo rates export`` does)."""
+    writer = csv.writer(_Echo(), lineterminator="\r\n")
+    columns = cdrs_repo.EXPORT_COLUMNS
+    yield writer.writerow(columns)
+    for row in rows:
+        yield writer.writerow([_cell(c, v) for c, v in zip(columns, row, strict=True)])

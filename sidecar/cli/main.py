@@ -10,9 +10,14 @@ import click
 
 from sidecar.cli.accounts_cmd import accounts
 from sidecar.cli.cdr_cmd import cdr
+from sidecar.cli.control_cmd import control
+from sidecar.cli.cucm_cmd import cucm
 from sidecar.cli.demo_cmd import demo
 from sidecar.cli.rates_cmd import rates
+from sidecar.cli.reports_cmd import alerts, import_legacy, rerate
 from sidecar.cli.simulate_cmd import simulate
+from sidecar.cli.tokens_cmd import tokens
+from sidecar.cli.users_cmd import users
 from sidecar.db import connect_cli
 
 
@@ -34,36 +39,6 @@ def db_upgrade() -> None:
     with connect_cli() as conn:
         applied = upgrade(conn)
     click.echo("applied: " + ", ".join(applied) if applied else "schema is up to date")
-
-
-@cli.group()
-def tokens() -> None:
-    """API tokens."""
-
-
-@tokens.command("create")
-@click.argument("name")
-@click.option("--role", type=click.Choice(["admin", "operator", "viewer", "switch"]), required=True)
-def tokens_create(name: str, role: str) -> None:
-    """Create a token; it is printed once, as the last line, and stored only hashed."""
-    from sidecar.auth import hash_token, new_token
-    from sidecar.repo import audit
-    from sidecar.repo import tokens as token_repo
-
-    token = new_token()
-    with connect_cli() as conn:
-        token_id = token_repo.create(conn, name, role, hash_token(token))
-        audit.record(
-            conn,
-            f"cli:{_whoami()}",
-            "token.create",
-            f"token:{token_id}",
-            None,
-            {"name": name, "role": role},
-        )
-        conn.commit()
-    click.echo(f"token {token_id} ({name}, {role}) created; store it now, it is not shown again:")
-    click.echo(token)
 
 
 @cli.command()
@@ -136,3 +111,10 @@ cli.add_command(demo)
 cli.add_command(rates)
 cli.add_command(cdr)
 cli.add_command(simulate)
+cli.add_command(cucm)
+cli.add_command(control)
+cli.add_command(tokens)
+cli.add_command(users)
+cli.add_command(rerate)
+cli.add_command(alerts)
+rates.add_command(import_legacy)

@@ -78,3 +78,12 @@ def uuid_broadcast_api(uuid: str, path: str, leg: str = "aleg") -> str:
     if leg not in _LEGS:
         raise ValueError(f"leg must be one of {sorted(_LEGS)}, got {leg!r}")
     return f"uuid_broadcast {_uuid(uuid)} {path} {leg}"
+
+
+def sched_broadcast_api(uuid: str, seconds: int, path: str, leg: str = "aleg") -> str:
+    """Play ``path`` on the call in ``seconds`` (a scheduler task grouped under ``uuid``)."""
+    if not isinstance(path, str) or _PATH_RE.fullmatch(path) is None:
+        raise ValueError(f"invalid media path: {path!r}")
+    if leg not in _LEGS:
+        raise ValueError(f"leg must be one of {sorted(_LEGS)}, got {leg!r}")
+    return f"sched_broadcast +{_positive_seconds(seconds, 'seconds')} {_uuid(uuid)} {path} {leg}"

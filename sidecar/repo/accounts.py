@@ -170,3 +170,138 @@ def ledger_of(
 
 def lock(conn: psycopg.Connection[Any], account_id: int) -> None:
     conn.execute("SELECT 1 FROM accounts WHERE id = %s FOR UPDATE", (account_id,))
+
+
+# ------------------------------------------------------------------ admin API
+
+_UPDATABLE = (
+    "name",
+    "plan_id",
+    "type",
+    "status",
+    "credit_limit",
+    "max_calls",
+    "low_balance_threshold",
+)
+
+
+def search(
+    conn: psycopg.Connection[Any],
+    *,
+    status: str | None = None,
+    type_: str | None = None,
+    plan: str | None = None,
+    q: str | None = None,
+    after: str | None = None,
+    limit: int = 50,
+) -> list[dict[str, Any]]:
+    """Accounts ordered by number, after the keyset cursor ``after`` (a number).
+
+    ``q`` matches a number prefix or a case-insensitive substring of the name.
+    """
+    where: list[str] = []
+    params: list[Any] = []
+    if status:
+        where.append("a.status = %s")
+        params.append(status)
+    if type_:
+        where.append("a.type = %s")
+        params.append(type_)
+    if plan:
+        where.append("p.name = %s")
+        params.append(plan)
+    if q:
+        escaped = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        where.append("(a.number LIKE %s OR a.name ILIKE %s)")
+        params.extend([escaped + "%", "%" + escaped + "%"])
+    if after is not None:
+        where.append("a.number > %s")
+        params.append(after)
+    sql = f"SELECT {_ACCOUNT_COLUMNS} FROM accounts a JOIN rate_plans p ON p.id = a.plan_id"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += " ORDER BY a.number LIMIT %s"
+    params.append(limit)
+    rows = conn.execute(sql, params).fetchall()
+    if rows:
+        anis = anis_by_account(conn, [int(r["id"]) for r in rows])
+        for row in rows:
+            row["anis"] = anis.get(int(row["id"]), [])
+    return rows
+
+
+def anis_by_account(conn: psycopg.Connection[Any], account_ids: list[int]) -> dict[int, list[str]]:
+    rows = conn.execute(
+        "SELECT account_id, ani FROM account_anis WHERE account_id = ANY(%s) ORDER BY ani",
+        (account_ids,),
+    ).fetchall()
+    found: dict[int, list[str]] = {}
+    for r in rows:
+        found.setdefault(int(r["account_id"]), []).append(r["ani"])
+    return found
+
+
+def update_fields(conn: psycopg.Connection[Any], account_id: int, changes: dict[str, Any]) -> None:
+    """Set the given columns (names from a fixed list; values as parameters)."""
+    unknown = set(changes) - set(_UPDATABLE)
+    if unknown:
+        raise ValueError(f"not updatable: {sorted(unknown)}")
+    if not changes:
+        return
+    names = [n for n in _UPDATABLE if n in changes]
+    assignments = ", ".join(f"{n} = %s" for n in names)
+    conn.execute(
+        f"UPDATE accounts SET {assignments}, updated_at = now() WHERE id = %s",
+        [*(changes[n] for n in names), account_id],
+    )
+
+
+def anis_taken_by_others(
+    conn: psycopg.Connection[Any], account_id: int, anis: list[str]
+) -> list[str]:
+    rows = conn.execute(
+        "SELECT ani FROM account_anis WHERE ani = ANY(%s) AND account_id <> %s ORDER BY ani",
+        (anis, account_id),
+    ).fetchall()
+    return [r["ani"] for r in rows]
+
+
+def replace_anis(conn: psycopg.Connection[Any], account_id: int, anis: list[str]) -> None:
+    conn.execute(
+        "DELETE FROM account_anis WHERE account_id = %s AND NOT (ani = ANY(%s))",
+        (account_id, anis),
+    )
+    for ani in anis:
+        conn.execute(
+            "INSERT INTO account_anis (ani, account_id) VALUES (%s, %s)"
+            " ON CONFLICT (ani) DO NOTHING",
+            (ani, account_id),
+        )
+
+
+def resolve_for_recharge(
+    conn: psycopg.Connection[Any], numbers: list[str], anis: list[str]
+) -> tuple[dict[str, int], dict[str, int]]:
+    """Account ids by number and by ANI, for the values a bulk recharge file names."""
+    by_number = {
+        r["number"]: int(r["id"])
+        for r in conn.execute(
+            "SELECT id, number FROM accounts WHERE number = ANY(%s)", (numbers,)
+        ).fetchall()
+    }
+    by_ani = {
+        r["ani"]: int(r["account_id"])
+        for r in conn.execute(
+            "SELECT ani, account_id FROM account_anis WHERE ani = ANY(%s)", (anis,)
+        ).fetchall()
+    }
+    return by_number, by_ani
+
+
+def lock_many(conn: psycopg.Connection[Any], account_ids: list[int]) -> list[dict[str, Any]]:
+    """Lock accounts in id order (a fixed order, so two bulk uploads cannot deadlock)."""
+    return conn.execute(
+        f"SELECT {_ACCOUNT_COLUMNS} FROM accounts a JOIN rate_plans p ON p.id = a.plan_id"
+        " WHERE a.id = ANY(%s) ORDER BY a.id FOR UPDATE OF a",
+        (sorted(account_ids),),
+    ).fetchall()

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 import psycopg
+from psycopg.rows import tuple_row
 from psycopg.types.json import Jsonb
 
 _COLUMNS = (
@@ -100,3 +105,109 @@ def ledger_rows_for(conn: psycopg.Connection[Any], cdr_ids: list[int]) -> list[d
         " WHERE cdr_id = ANY(%s) ORDER BY id",
         (cdr_ids,),
     ).fetchall()
+
+
+# --------------------------------------------------------------- search, detail and export
+
+
+@dataclass(frozen=True)
+class CdrFilter:
+    """Filters of the CDR search and export; every field is optional (None = any)."""
+
+    start_from: datetime | None = None  # start_at >= start_from
+    start_to: datetime | None = None  # start_at < start_to
+    account_id: int | None = None
+    caller: str | None = None
+    callee: str | None = None
+    destination_prefix: str | None = None  # digits only (checked by the caller)
+    hangup_cause: str | None = None
+    answered: bool | None = None
+    min_cost: Decimal | None = None
+    source: str | None = None
+    billing_status: str | None = None
+    call_uuid: str | None = None
+
+    def where(self) -> tuple[list[str], list[object]]:
+        clauses: list[str] = []
+        params: list[object] = []
+        for column, value in (
+            ("c.account_id", self.account_id),
+            ("c.caller", self.caller),
+            ("c.callee", self.callee),
+            ("c.hangup_cause", self.hangup_cause),
+            ("c.source", self.source),
+            ("c.billing_status", self.billing_status),
+            ("c.call_uuid", self.call_uuid),
+        ):
+            if value is not None:
+                clauses.append(f"{column} = %s")
+                params.append(value)
+        if self.start_from is not None:
+            clauses.append("c.start_at >= %s")
+            params.append(self.start_from)
+        if self.start_to is not None:
+            clauses.append("c.start_at < %s")
+            params.append(self.start_to)
+        if self.destination_prefix is not None:
+            clauses.append("c.destination LIKE %s")
+            params.append(self.destination_prefix + "%")
+        if self.answered is True:
+            clauses.append("c.answer_at IS NOT NULL AND c.billsec > 0")
+        elif self.answered is False:
+            clauses.append("(c.answer_at IS NULL OR c.billsec = 0)")
+        if self.min_cost is not None:
+            clauses.append("c.cost >= %s")
+            params.append(self.min_cost)
+        return clauses, params
+
+
+def search(
+    conn: psycopg.Connection[Any], flt: CdrFilter, *, before_id: int | None, limit: int
+) -> list[dict[str, Any]]:
+    """One page, newest id first; the next page is ``before_id`` = the last id returned."""
+    clauses, params = flt.where()
+    if before_id is not None:
+        clauses.append("c.id < %s")
+        params.append(before_id)
+    sql = f"SELECT {_PUBLIC} FROM cdrs c LEFT JOIN accounts a ON a.id = c.account_id"
+    if clauses:
+        sql += " WHERE " + " AND ".join(clauses)
+    sql += " ORDER BY c.id DESC LIMIT %s"
+    params.append(limit)
+    return conn.execute(sql, params).fetchall()
+
+
+def by_uuid(conn: psycopg.Connection[Any], call_uuid: str) -> list[dict[str, Any]]:
+    """Every leg stored under this call uuid (a, then b)."""
+    return conn.execute(
+        f"SELECT {_PUBLIC} FROM cdrs c LEFT JOIN accounts a ON a.id = c.account_id"
+        " WHERE c.call_uuid = %s ORDER BY c.leg",
+        (call_uuid,),
+    ).fetchall()
+
+
+EXPORT_COLUMNS = (
+    "id", "call_uuid", "leg", "source", "account", "caller", "callee", "destination",
+    "start_at", "answer_at", "end_at", "billsec", "billed_seconds", "hangup_cause",
+    "rate_prefix", "rate_per_minute", "cost", "billing_status",
+)  # fmt: skip
+_EXPORT = (
+    "SELECT c.id, c.call_uuid, c.leg, c.source, a.number, c.caller, c.callee, c.destination,"
+    " c.start_at, c.answer_at, c.end_at, c.billsec, c.billed_seconds, c.hangup_cause,"
+    " c.rate_prefix, c.rate_per_minute, c.cost, c.billing_status"
+    " FROM cdrs c LEFT JOIN accounts a ON a.id = c.account_id"
+)
+
+
+def stream_export(
+    conn: psycopg.Connection[Any], flt: CdrFilter, batch_rows: int = 1000
+) -> Iterator[tuple[Any, ...]]:
+    """The matching CDRs as tuples in :data:`EXPORT_COLUMNS` order, oldest id first,
+    fetched ``batch_rows`` at a time by a server-side cursor (never all in memory).
+    Needs an open transaction on ``conn`` (autocommit off) for the cursor's lifetime."""
+    clauses, params = flt.where()
+    sql = _EXPORT + (" WHERE " + " AND ".join(clauses) if clauses else "") + " ORDER BY c.id"
+    with conn.cursor(name="apolo_cdr_export", row_factory=tuple_row) as cur:
+        cur.itersize = batch_rows
+        cur.execute(sql, params)
+        yield from cur

@@ -19,6 +19,7 @@ from sidecar.rating import Rate, billed_seconds, call_cost, normalize_number
 from sidecar.repo import accounts as accounts_repo
 from sidecar.repo import cdrs as cdrs_repo
 from sidecar.repo import reservations as reservations_repo
+from sidecar.services.alerts import check_low_balance
 from sidecar.services.rate_catalog import RateCatalog
 
 ZERO = Decimal("0.0000")
@@ -166,7 +167,7 @@ def _settle(
     calls = 1 if is_open else 0
     reservation_id = None if reservation is None else int(reservation["id"])
     if status == "charged" and cost > 0:
-        accounts_repo.move_balance(
+        after = accounts_repo.move_balance(
             conn,
             account_id,
             -cost,
@@ -178,6 +179,7 @@ def _settle(
             release_reserved=held,
             release_calls=calls,
         )
+        check_low_balance(conn, account_id, after + cost, after)
     elif is_open:
         accounts_repo.release(conn, account_id, held, calls)
     if is_open and reservation_id is not None:

@@ -71,8 +71,8 @@ class RateCatalog:
 
     def _build(self, conn: psycopg.Connection[Any], plan_id: int) -> RateIndex:
         started = time.perf_counter()
-        with rates_repo.plan_snapshot(conn, plan_id) as (version, rows):
-            index = RateIndex.from_rows(rows, version)
+        with rates_repo.plan_snapshot_text(conn, plan_id) as (version, rows):
+            index = RateIndex.from_text_rows(rows, version)
         log.info(
             "rate plan %s v%s: %d rates indexed in %.2fs",
             plan_id,

@@ -1,0 +1,1 @@
+"""Mid-call control over the FreeSWITCH event socket (the ``apolo control`` process)."""

@@ -1,0 +1,106 @@
+"""What the control worker does with a live call, decided without I/O (pure functions).
+
+Times are epoch seconds (float). ``paid_seconds`` is the call's ``max_duration``: the talk
+time its reservation pays for, counted from the answer.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from decimal import Decimal
+
+from sidecar.freeswitch.commands import (
+    sched_broadcast_api,
+    sched_del_api,
+    sched_hangup_api,
+    sched_hangup_seconds,
+)
+from sidecar.rating import Rate, call_cost
+
+NONE, EXTEND, KILL = "none", "extend", "kill"
+
+
+@dataclass(frozen=True)
+class Policy:
+    extend_threshold: int  # extend when fewer seconds than this remain
+    block_seconds: int  # talk time each extension adds (APOLO_RESERVATION_SECONDS)
+    max_call_seconds: int  # no extension beyond this much talk time
+    kill_after_seconds: float  # uuid_kill a call this long past its paid time
+    announce_file: str = ""  # "" = no low-balance announcement
+    announce_seconds: int = 30  # announcement this many seconds before the end
+    cause: str = "ALLOTTED_TIMEOUT"
+
+
+@dataclass(frozen=True)
+class ExtensionPlan:
+    target_seconds: int
+    want_total: Decimal
+    min_total: Decimal
+
+
+def remaining(answered_at: float, paid_seconds: int, now: float) -> float:
+    return answered_at + paid_seconds - now
+
+
+def next_action(
+    answered_at: float, paid_seconds: int, now: float, policy: Policy, retry_at: float = 0.0
+) -> str:
+    left = remaining(answered_at, paid_seconds, now)
+    if left < -policy.kill_after_seconds:
+        return KILL
+    if left <= policy.extend_threshold and now >= retry_at and left > 0:
+        if paid_seconds < policy.max_call_seconds:
+            return EXTEND
+    return NONE
+
+
+def plan_extension(
+    rate: Rate, paid_seconds: int, policy: Policy, cap: Decimal | None
+) -> ExtensionPlan | None:
+    """How far to grow the reservation; None when the call may not run any longer.
+
+    The reservation grows to the cost of ``paid + block`` seconds (at most the call cap,
+    and at most ``max_call_seconds`` of talk); an account that cannot pay at least one more
+    increment gets no extension.
+    """
+    target = min(paid_seconds + policy.block_seconds, policy.max_call_seconds)
+    if target <= paid_seconds:
+        return None
+    min_total = call_cost(rate, paid_seconds + 1)
+    want_total = call_cost(rate, target)
+    if cap is not None:
+        if cap < min_total:
+            return None
+        want_total = min(want_total, cap)
+    return ExtensionPlan(target, want_total, min_total)
+
+
+def seconds_left(answered_at: float, paid_seconds: int, now: float) -> int:
+    """Whole seconds left, rounded down (the conservative side for a hangup delay)."""
+    return max(1, math.floor(remaining(answered_at, paid_seconds, now)))
+
+
+def reschedule_commands(uuid: str, left: int, policy: Policy) -> list[str]:
+    """Move the call's end to ``left`` seconds from now.
+
+    ``sched_hangup`` adds a scheduler task grouped under the channel uuid and a second one does
+    not replace the first (switch_ivr_schedule_hangup in FreeSWITCH 1.10), so the pending
+    tasks of the group are deleted first; that removes a pending announcement too, which is
+    then scheduled again. The delete must come first: deleting after adding would remove the
+    new hangup as well.
+    """
+    return [sched_del_api(uuid), *schedule_commands(uuid, left, policy)]
+
+
+def schedule_commands(uuid: str, left: int, policy: Policy) -> list[str]:
+    commands = [sched_hangup_api(uuid, sched_hangup_seconds(left), policy.cause)]
+    commands.extend(announce_commands(uuid, left, policy))
+    return commands
+
+
+def announce_commands(uuid: str, left: int, policy: Policy) -> list[str]:
+    """The low-balance announcement ``announce_seconds`` before the end, if one is set."""
+    if not policy.announce_file or left - policy.announce_seconds < 1:
+        return []
+    return [sched_broadcast_api(uuid, left - policy.announce_seconds, policy.announce_file)]

@@ -1,0 +1,60 @@
+"""CUCM intake settings, read from the environment (sidecar/config.py is shared, so they
+live here). Every variable has a documented default except the FAC key, which has none.
+
+APOLO_CUCM_BILLABLE_DEVICES  regex searched in destDeviceName; a matching end-of-call
+    record is billed. Default ``DEFAULT_BILLABLE_DEVICES``: MGCP/analog gateway endpoints
+    (``S0/SU0/DS1-0@gw``, ``AALN/…``, ``BRI/…``) and devices named like a trunk or
+    gateway (``trunk``, ``gw``, ``gateway``, ``pstn``, ``sbc``, ``cube``, any case).
+    Phones (``SEP…``) and other internal devices are stored as not billed.
+APOLO_CUCM_MAX_FILE_BYTES  largest CDR/CMR file accepted by POST /cucm/cdr (default
+    20000000; CUCM files are bigger than a FreeSWITCH CDR, so APOLO_MAX_DOCUMENT_BYTES does
+    not apply to them). A bigger file is refused with 413 and moves to failed/.
+APOLO_FAC_KEY  HMAC-SHA256 key of Forced Authorization Codes, at least 16 bytes. No
+    default: creating FACs, and taking a CDR file that carries FAC values, are refused
+    with a clear error until it is set.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+
+from sidecar.cucm.fac_code import check_key
+
+DEFAULT_MAX_FILE_BYTES = 20_000_000
+DEFAULT_BILLABLE_DEVICES = r"(?i)^(S\d+/SU\d+/|AALN/|BRI/)|trunk|gw|gateway|pstn|sbc|cube"
+
+
+@dataclass(frozen=True)
+class CucmSettings:
+    billable_devices: re.Pattern[str]
+    fac_key: str | None
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
+
+    def fac_key_bytes(self) -> bytes:
+        """The FAC key, or FacKeyMissing."""
+        return check_key(self.fac_key)
+
+
+@lru_cache(maxsize=8)
+def _compile(pattern: str) -> re.Pattern[str]:
+    try:
+        return re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"APOLO_CUCM_BILLABLE_DEVICES is not a valid regex: {exc}") from None
+
+
+def load_cucm_settings(environ: Mapping[str, str] | None = None) -> CucmSettings:
+    env = os.environ if environ is None else environ
+    pattern = env.get("APOLO_CUCM_BILLABLE_DEVICES") or DEFAULT_BILLABLE_DEVICES
+    raw_max = env.get("APOLO_CUCM_MAX_FILE_BYTES") or str(DEFAULT_MAX_FILE_BYTES)
+    try:
+        max_file_bytes = int(raw_max)
+    except ValueError:
+        raise ValueError("APOLO_CUCM_MAX_FILE_BYTES must be an integer") from None
+    if max_file_bytes <= 0:
+        raise ValueError("APOLO_CUCM_MAX_FILE_BYTES must be positive")
+    return CucmSettings(_compile(pattern), env.get("APOLO_FAC_KEY") or None, max_file_bytes)
