@@ -27,7 +27,7 @@ from sidecar.control.settings import ControlSettings, Switch
 from sidecar.freeswitch.commands import uuid_kill_api
 from sidecar.repo import control as control_repo
 from sidecar.services import live_calls
-from sidecar.services.extension import extend_call
+from sidecar.services.extension import extend_call, paid_seconds
 
 log = logging.getLogger(__name__)
 EVENTS = ("CHANNEL_ANSWER", "CHANNEL_HANGUP_COMPLETE", "HEARTBEAT")
@@ -150,8 +150,16 @@ class SwitchWorker:
         )
         with self._db() as db:
             res = control_repo.reservation_for_control(db, uuid)
-            if res is None or res["status"] != "open" or not res["max_duration"]:
+            if res is None or res["status"] != "open":
                 return  # not a call Apolo reserved for (the other leg, an internal call)
+            if not res["max_duration"]:
+                # authorization leaves it to us (one round trip fewer on the hot path): the
+                # longest call the reservation pays for, as authorize computed it
+                res["max_duration"] = paid_seconds(
+                    db, res, self.policy.block_seconds
+                )
+                if not res["max_duration"]:
+                    return
             control_repo.mark_answered(
                 db, int(res["id"]), self.node, datetime.fromtimestamp(answered_at, UTC)
             )

@@ -18,16 +18,25 @@ _ACCOUNT_COLUMNS = (
 def find_for_call(
     conn: psycopg.Connection[Any], account: str | None, caller: str
 ) -> dict[str, Any] | None:
-    """The account named by ``account`` (its number), else the one owning ANI ``caller``."""
+    """The account named by ``account`` (its number), else the one owning ANI ``caller``.
+
+    ``call_cap`` is the tighter of the account's and its plan's ``max_call_cost`` (None: none).
+    """
+    columns = (
+        "SELECT a.id, a.number, a.plan_id, a.type, a.status,"
+        " least(a.max_call_cost, p.max_call_cost) AS call_cap"
+    )
     if account:
         return conn.execute(
-            "SELECT id, number, plan_id, type, status FROM accounts WHERE number = %s", (account,)
+            f"{columns} FROM accounts a JOIN rate_plans p ON p.id = a.plan_id"
+            " WHERE a.number = %s",
+            (account,),
         ).fetchone()
     if not caller:
         return None
     return conn.execute(
-        "SELECT a.id, a.number, a.plan_id, a.type, a.status"
-        " FROM account_anis n JOIN accounts a ON a.id = n.account_id WHERE n.ani = %s",
+        f"{columns} FROM account_anis n JOIN accounts a ON a.id = n.account_id"
+        " JOIN rate_plans p ON p.id = a.plan_id WHERE n.ani = %s",
         (caller,),
     ).fetchone()
 

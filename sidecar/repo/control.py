@@ -30,14 +30,6 @@ def set_max_duration(conn: psycopg.Connection[Any], reservation_id: int, seconds
     )
 
 
-def init_max_duration(conn: psycopg.Connection[Any], reservation_id: int, seconds: int) -> None:
-    """Record the paid time at authorization (kept when a retried authorize finds it set)."""
-    conn.execute(
-        "UPDATE reservations SET max_duration = %s WHERE id = %s AND max_duration IS NULL",
-        (seconds, reservation_id),
-    )
-
-
 def reservation_for_control(conn: psycopg.Connection[Any], call_uuid: str) -> dict[str, Any] | None:
     """The call's reservation with what the worker needs: account, rate, paid time, cap."""
     return conn.execute(

@@ -60,10 +60,14 @@ def plan_snapshot_text(
     with conn.transaction():
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
         conn.execute("SET LOCAL work_mem = '256MB'")  # sort in memory, not on disk
-        row = conn.execute("SELECT version FROM rate_plans WHERE id = %s", (plan_id,)).fetchone()
-        version = 0 if row is None else int(row["version"])
         with conn.cursor(name=f"plan_text_{plan_id}", row_factory=tuple_row) as cur:
+            # rates is locked before rate_plans, the order `TRUNCATE ..., rates,
+            # rate_plans` (the test fixture's) takes them: the other order can deadlock
+            # against it; one REPEATABLE READ snapshot serves both reads either way
             cur.execute(_TEXT_SNAPSHOT, (plan_id,))
+            row = conn.execute("SELECT version FROM rate_plans WHERE id = %s", (plan_id,))
+            found = row.fetchone()
+            version = 0 if found is None else int(found["version"])
             yield version, _batched(cur, 100_000)
 
 

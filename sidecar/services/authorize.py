@@ -13,7 +13,6 @@ from sidecar.config import Settings
 from sidecar.freeswitch.commands import sched_hangup_seconds
 from sidecar.rating import Rate, call_cost, max_duration_for, normalize_number
 from sidecar.repo import accounts as accounts_repo
-from sidecar.repo import control as control_repo
 from sidecar.services.rate_catalog import RateCatalog
 
 REASONS = (
@@ -85,7 +84,7 @@ def authorize(
     want, minimum = call_cost(rate, seconds), call_cost(rate, 1)
     # per-call spending cap (max_call_cost of the account or its plan): the reservation, and so
     # the scheduled hangup, never pays for more than the cap; extensions respect it too
-    cap = control_repo.call_cap(conn, int(account["id"]))
+    cap = account["call_cap"]
     if cap is not None:
         if cap < minimum:
             return AuthorizeResult(False, "call_cost_cap", req.uuid, number, rate=rate)
@@ -109,7 +108,6 @@ def authorize(
         return AuthorizeResult(False, reason, req.uuid, number, rate=rate)
     amount = Decimal(reserved["amount"])
     max_duration = max_duration_for(rate, amount, seconds)
-    control_repo.init_max_duration(conn, int(reserved["reservation_id"]), max_duration)
     return AuthorizeResult(
         True,
         "authorized",

@@ -63,3 +63,16 @@ def extend_call(
     paid = max(paid_seconds, max_duration_for(rate, total, plan.target_seconds))
     control_repo.set_max_duration(conn, int(row["reservation_id"]), paid)
     return Extension(paid > paid_seconds, "extended", paid, total, Decimal(row["added"]))
+
+
+def paid_seconds(
+    conn: psycopg.Connection[Any], reservation: dict[str, Any], block_seconds: int
+) -> int | None:
+    """Store and return the talk time ``reservation`` pays for (its rate, its amount)."""
+    rate_id = reservation["rate_id"]
+    rate = control_repo.rate_by_id(conn, int(rate_id)) if rate_id else None
+    if rate is None:
+        return None
+    seconds = max_duration_for(rate, Decimal(reservation["amount"]), block_seconds)
+    control_repo.set_max_duration(conn, int(reservation["id"]), seconds)
+    return seconds

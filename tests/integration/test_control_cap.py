@@ -13,7 +13,7 @@ from control_support import BLOCK, authorize, reservation
 from psycopg.rows import dict_row
 
 from sidecar.control.decide import Policy
-from sidecar.services.extension import extend_call
+from sidecar.services.extension import extend_call, paid_seconds
 
 pytestmark = pytest.mark.integration
 POLICY = Policy(
@@ -61,6 +61,15 @@ def test_account_cap_limits_the_reservation_and_the_hangup(app, client, seed, db
     auth = authorize(client, str(uuid_mod.uuid4()), "100001")
     assert auth["authorized"] and auth["reserved"] == "1.2000"
     assert auth["max_duration"] == 120 and auth["sched_hangup_seconds"] == 119
+    # authorization leaves the paid time to the worker, which stores it at answer
+    row = reservation(db_url, auth["uuid"])
+    assert row["max_duration"] is None
+    with psycopg.connect(db_url, row_factory=dict_row) as c:
+        res = c.execute(
+            "SELECT * FROM reservations WHERE call_uuid = %s", (auth["uuid"],)
+        ).fetchone()
+        assert paid_seconds(c, res, POLICY.block_seconds) == 120
+        c.commit()
     assert reservation(db_url, auth["uuid"])["max_duration"] == 120
 
 
