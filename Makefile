@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 SERVICES := eval "$$(scripts/services.sh)"
 
-.PHONY: run test lint venv services clean-data
+.PHONY: run test lint venv services clean-data bench bench-smoke
 
 venv: $(VENV)/.installed
 
@@ -32,6 +32,12 @@ lint: venv
 test: venv lint
 	@scripts/test_deps.sh
 	@$(SERVICES) && $(BIN)/python -m pytest
+
+bench: venv
+	@$(SERVICES) && $(BIN)/python -m bench.run
+
+bench-smoke: venv
+	@$(SERVICES) && $(BIN)/python -m bench.run --smoke
 
 clean-data:
 	rm -rf .data

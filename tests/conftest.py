@@ -28,10 +28,10 @@ from psycopg.rows import dict_row
 ROOT = Path(__file__).resolve().parents[1]
 FS_USER = "freeswitch"
 FS_PASSWORD = "test-fs-secret"
-# rate_plans first: TRUNCATE locks in this order, and a rate-index rebuild in a running sidecar
-# reads rate_plans then rates; the other order can deadlock with it
+# rates, then rate_plans: TRUNCATE locks in this order, and a rate-index rebuild in a running
+# sidecar reads them in this order too (sidecar/repo/rates.py); other orders can deadlock
 DATA_TABLES = (
-    "rate_plans, rates, audit_log, ledger, cdrs, reservations, account_anis, accounts, api_tokens,"
+    "rates, rate_plans, audit_log, ledger, cdrs, reservations, account_anis, accounts, api_tokens,"
     " cucm_files, users, user_sessions, login_failures, idempotency_keys"
 )
 

@@ -59,29 +59,21 @@ def db_upgrade() -> None:
     default=lambda: int(os.environ.get("APOLO_THREADS", "8")),
     show_default="8 (APOLO_THREADS)",
 )
-def serve(bind: str, workers: int, threads: int) -> None:
+@click.option(
+    "--access-log/--no-access-log",
+    default=lambda: os.environ.get("APOLO_ACCESS_LOG", "true").lower() in {"1", "true", "yes"},
+    show_default="on (APOLO_ACCESS_LOG)",
+    help="one line per request on stdout (costs a few percent at busy hour)",
+)
+def serve(bind: str, workers: int, threads: int, access_log: bool) -> None:
     """Serve the sidecar with gunicorn (threaded workers keep FreeSWITCH's connections alive)."""
     os.environ.setdefault("APOLO_DB_POOL_SIZE", str(threads))
-    argv = [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "--bind",
-        bind,
-        "--workers",
-        str(workers),
-        "--worker-class",
-        "gthread",
-        "--threads",
-        str(threads),
-        "--keep-alive",
-        "75",
-        "--graceful-timeout",
-        "20",
-        "--access-logfile",
-        "-",
-        "sidecar:create_app()",
-    ]
+    argv = [sys.executable, "-m", "gunicorn", "--bind", bind, "--workers", str(workers)]
+    argv += ["--worker-class", "gthread", "--threads", str(threads)]
+    argv += ["--keep-alive", "75", "--graceful-timeout", "20"]
+    if access_log:
+        argv += ["--access-logfile", "-"]
+    argv.append("sidecar:create_app()")
     os.execv(sys.executable, argv)  # noqa: S606 - replaces this process with gunicorn
 
 

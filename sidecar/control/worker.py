@@ -155,9 +155,7 @@ class SwitchWorker:
             if not res["max_duration"]:
                 # authorization leaves it to us (one round trip fewer on the hot path): the
                 # longest call the reservation pays for, as authorize computed it
-                res["max_duration"] = paid_seconds(
-                    db, res, self.policy.block_seconds
-                )
+                res["max_duration"] = paid_seconds(db, res, self.policy.block_seconds)
                 if not res["max_duration"]:
                     return
             control_repo.mark_answered(

@@ -28,8 +28,7 @@ def find_for_call(
     )
     if account:
         return conn.execute(
-            f"{columns} FROM accounts a JOIN rate_plans p ON p.id = a.plan_id"
-            " WHERE a.number = %s",
+            f"{columns} FROM accounts a JOIN rate_plans p ON p.id = a.plan_id WHERE a.number = %s",
             (account,),
         ).fetchone()
     if not caller:

@@ -26,17 +26,19 @@ def plan_snapshot(
     """
     with conn.transaction():
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        row = conn.execute("SELECT version FROM rate_plans WHERE id = %s", (plan_id,)).fetchone()
-        version = 0 if row is None else int(row["version"])
         with conn.cursor(name=f"plan_{plan_id}", row_factory=tuple_row) as cur:
             cur.itersize = 20_000
-            cur.execute(
+            cur.execute(  # rates before rate_plans, as plan_snapshot_text (lock order)
                 "SELECT id, prefix, name, rate_per_minute, connection_fee, initial_increment,"
                 " increment, effective_start, effective_end, priority, enabled"
                 " FROM rates WHERE plan_id = %s AND enabled"
                 " ORDER BY prefix, priority DESC, effective_start DESC",
                 (plan_id,),
             )
+            row = conn.execute(
+                "SELECT version FROM rate_plans WHERE id = %s", (plan_id,)
+            ).fetchone()
+            version = 0 if row is None else int(row["version"])
             yield version, iter(cur)
 
 

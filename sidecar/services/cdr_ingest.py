@@ -166,7 +166,7 @@ def _settle(
     held = Decimal(reservation["amount"]) if is_open and reservation else ZERO
     calls = 1 if is_open else 0
     reservation_id = None if reservation is None else int(reservation["id"])
-    if status == "charged" and cost > 0:
+    if status == "charged":  # a 0.0000 charge still gets its ledger row: one row per charge
         after = accounts_repo.move_balance(
             conn,
             account_id,

@@ -1,0 +1,99 @@
+"""The smoke benchmark runs end to end and its own consistency counts are exact.
+
+Timings are printed by the bench, never asserted here: the machine is shared.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import ROOT
+
+
+def test_smoke_bench_completes_with_exact_counts(db_url: str, tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    test_db = os.environ.get("APOLO_TEST_DB", "apolo_test")
+    env = {
+        **os.environ,
+        "APOLO_BENCH_DB": f"apolo_bench_smoke_{test_db}"[:63],
+        "APOLO_BENCH_REDIS_DB": os.environ.get("APOLO_TEST_REDIS_DB", "15"),
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.run", "--smoke", "--out", str(out)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    result = json.loads(out.read_text(encoding="utf-8"))
+
+    size = result["size"]
+    assert result["rate_import"]["stored"] == result["rate_import"]["rows"] == size["prefixes"]
+    lpm = result["lpm"]
+    assert lpm["rates"] == size["prefixes"] and lpm["mismatches"] == 0
+    assert lpm["sql_lookups"] == size["sql_lookups"] and 0 < lpm["rated"] <= lpm["lookups"]
+    for level in size["levels"]:
+        run = result["authorize"][f"inflight_{level}"]
+        assert run["requests"] == size["calls_per_level"] and run["statuses"] == {
+            "200": size["calls_per_level"]
+        }
+        assert sum(run["reasons"].values()) == size["calls_per_level"]
+    counts = result["consistency"]
+    assert counts["exact"] is True and result["request_failures"] == 0
+    assert counts["cdrs_stored"] == counts["cdrs_posted_unique"] > 0
+    assert counts["cdrs_charged"] == counts["charges_expected"] > 0
+    assert counts["ledger_charges"] == counts["cdrs_charged"] - counts["cdrs_charged_zero_cost"]
+    assert counts["accounts_balance_ne_ledger"] == 0 == counts["charges_wrong_amount"]
+    assert "figure" in proc.stdout and "consistency exact" in proc.stdout
+
+
+def test_text_reload_gives_the_same_answers_as_the_typed_rows(conn) -> None:  # type: ignore[no-untyped-def]
+    """The reload path the LPM bench measures (``plan_snapshot_text``) answers exactly as
+    ``from_rows`` over the typed snapshot: priorities, windows (pre-1970, microseconds,
+    open ends), fees, names with spaces/tabs/newlines/backslashes, disabled rows."""
+    from datetime import UTC, datetime, timedelta
+    from decimal import Decimal
+
+    from sidecar.rating import RateIndex
+    from sidecar.repo import rates as rates_repo
+
+    plan = rates_repo.ensure_plan(conn, "equivalence")
+    t0 = datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=UTC)
+    rows = [
+        ("51", "Peru", "0.600000", 0, t0 - timedelta(days=400), None, 0, True),
+        ("51", "Peru promo", "0.100000", 0, t0, t0 + timedelta(days=1), 5, True),
+        ("519", "Peru mobile\tline\nbreak \\ back", "0.9", 3, t0, None, 0, True),
+        ("5198", "old", "1.5", 0, datetime(1969, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+         datetime(1970, 1, 1, 0, 0, 1, tzinfo=UTC), 0, True),
+        ("5198", "new", "1.25", 0, t0 + timedelta(hours=1), None, 0, True),
+        ("5197", "disabled", "9.9", 0, t0 - timedelta(days=1), None, 0, False),
+        ("1", "US  double  space", "0.010000", 0, t0 - timedelta(days=1), None, -2, True),
+    ]  # fmt: skip
+    for prefix, name, rpm, fee, start, end, priority, enabled in rows:
+        rates_repo.add_rate(conn, plan, prefix=prefix, name=name, rate_per_minute=Decimal(rpm),
+                            connection_fee=Decimal(fee), initial_increment=6, increment=6,
+                            effective_start=start, effective_end=end, priority=priority,
+                            enabled=enabled)  # fmt: skip
+    conn.commit()
+    with rates_repo.plan_snapshot(conn, plan) as (version, typed_rows):
+        typed = RateIndex.from_rows(typed_rows, version)
+    with rates_repo.plan_snapshot_text(conn, plan) as (version_text, text_rows):
+        text = RateIndex.from_text_rows(text_rows, version_text)
+
+    assert version_text == version and len(text) == len(typed) == 6
+    instants = [
+        t0 - timedelta(days=500), datetime(1970, 1, 1, tzinfo=UTC), t0 - timedelta(microseconds=1),
+        t0, t0 + timedelta(minutes=30), t0 + timedelta(hours=2), t0 + timedelta(days=2),
+    ]  # fmt: skip
+    numbers = ["51123", "519000", "5198777", "5197111", "1555", "+1 (555)", "44", ""]
+    answers = [(typed.lookup(n, at), text.lookup(n, at)) for n in numbers for at in instants]
+    assert all(a == b for a, b in answers), [(a, b) for a, b in answers if a != b]
+    rated = [a for a, _ in answers if a is not None]
+    assert {r.name for r in rated} >= {"Peru", "Peru promo", "new", "US  double  space"}
+    assert any("\t" in r.name and "\\" in r.name for r in rated)
