@@ -65,8 +65,27 @@ def get_conn() -> psycopg.Connection[Any]:
     conn = g.get("_db_conn")
     if conn is None:
         conn = settings_pool(current_app.config["SETTINGS"]).getconn()
+        if g.get("_db_autocommit"):
+            conn.autocommit = True
         g._db_conn = conn
     return conn  # type: ignore[no-any-return]
+
+
+def statements_are_atomic() -> None:
+    """Run this request in autocommit: for requests whose only write is one self-contained
+    statement (authorization: a read, then ``apolo_reserve()``), which saves the BEGIN and
+    COMMIT round trips. Without effect once the request has used its connection."""
+    g._db_autocommit = True
+
+
+def _give_back(conn: psycopg.Connection[Any]) -> None:
+    pool = settings_pool(current_app.config["SETTINGS"])
+    if conn.autocommit:
+        try:
+            conn.autocommit = False
+        except Exception:  # noqa: S110 - a broken connection; the pool discards it
+            pass
+    pool.putconn(conn)
 
 
 def after_commit(fn: Callable[[], None]) -> None:
@@ -82,7 +101,6 @@ def finish_request(commit: bool) -> None:
         if commit:
             _run_hooks(hooks)
         return
-    pool = settings_pool(current_app.config["SETTINGS"])
     try:
         if commit:
             conn.commit()
@@ -93,9 +111,9 @@ def finish_request(commit: bool) -> None:
             conn.rollback()
         except Exception:  # noqa: S110 - the connection is broken; the pool discards it
             pass
-        pool.putconn(conn)
+        _give_back(conn)
         raise
-    pool.putconn(conn)
+    _give_back(conn)
     if commit:
         _run_hooks(hooks)
 
@@ -110,7 +128,7 @@ def discard_request() -> None:
         conn.rollback()
     except Exception:  # noqa: S110
         pass
-    settings_pool(current_app.config["SETTINGS"]).putconn(conn)
+    _give_back(conn)
 
 
 def _run_hooks(hooks: list[Callable[[], None]]) -> None:

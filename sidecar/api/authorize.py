@@ -9,7 +9,7 @@ from flask import Blueprint, jsonify
 
 from sidecar.api._request import catalog, json_body, redis_client, settings
 from sidecar.auth import SWITCH, require
-from sidecar.db import after_commit, get_conn
+from sidecar.db import after_commit, get_conn, statements_are_atomic
 from sidecar.errors import ApiError
 from sidecar.services import live_calls
 from sidecar.services.authorize import AuthorizeRequest, AuthorizeResult, authorize
@@ -32,7 +32,12 @@ def parse_request(body: dict[str, object]) -> AuthorizeRequest:
 
 
 def run_authorization(req: AuthorizeRequest) -> AuthorizeResult:
-    """Authorize inside the request's transaction; live state goes to Redis after commit."""
+    """Authorize; live state goes to Redis once the reservation is committed.
+
+    The reservation is one atomic statement (``apolo_reserve()``), so the request runs in
+    autocommit and spends no round trips on BEGIN and COMMIT.
+    """
+    statements_are_atomic()
     result = authorize(get_conn(), catalog(), settings(), req, datetime.now(UTC))
     if result.authorized:
         state = {
