@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 SERVICES := eval "$$(scripts/services.sh)"
 
-.PHONY: run test lint venv services clean-data bench bench-smoke
+.PHONY: run test lint venv services clean-data bench bench-smoke reliability
 
 venv: $(VENV)/.installed
 
@@ -32,6 +32,9 @@ lint: venv
 test: venv lint
 	@scripts/test_deps.sh
 	@$(SERVICES) && $(BIN)/python -m pytest
+
+reliability: venv
+	@$(SERVICES) && APOLO_RELIABILITY=1 $(BIN)/python -m pytest tests/reliability
 
 bench: venv
 	@$(SERVICES) && $(BIN)/python -m bench.run

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # System packages some tests need besides PostgreSQL and Redis: Lua with LuaSocket (the Lua
 # twin of the hook), curl (stands in for mod_curl), a C compiler and Python headers (the
-# mod_python3 embedding test). Installed from Debian's packages when missing and root;
-# otherwise those tests skip and say why.
+# mod_python3 embedding test), Chromium and its driver (dashboard browser tests).
+# Installed from Debian's packages when missing and root; otherwise those tests skip and
+# say why.
 set -euo pipefail
 missing=()
 command -v lua5.4 >/dev/null || missing+=(lua5.4)
@@ -10,6 +11,8 @@ command -v lua5.2 >/dev/null || missing+=(lua5.2)
 [ -e /usr/share/lua/5.4/socket.lua ] || [ -e /usr/share/lua/5.2/socket.lua ] || missing+=(lua-socket)
 command -v curl >/dev/null || missing+=(curl)
 command -v cc >/dev/null || missing+=(gcc)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+[ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null; then
   echo "test_deps: missing ${missing[*]} (tests needing them will skip)" >&2

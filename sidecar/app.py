@@ -50,6 +50,10 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     ):  # fmt: skip
         app.register_blueprint(module.bp)
 
+    from sidecar.web import bp as dashboard
+
+    app.register_blueprint(dashboard)  # server-rendered pages under /dashboard
+
     @app.after_request
     def _commit(response: Response) -> Response:
         # one transaction per request, committed here so no 2xx leaves before the commit;

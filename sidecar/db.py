@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import select
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -42,10 +43,24 @@ def pool_for(url: str, size: int, timeout: float = 2.0) -> ConnectionPool:
                     kwargs={"row_factory": dict_row, "autocommit": False},
                     open=True,
                     timeout=timeout,
+                    check=_alive,
                     name=f"apolo-{os.getpid()}",
                 )
                 _pools[key] = pool
     return pool
+
+
+def _alive(conn: psycopg.Connection[Any]) -> None:
+    """The pool's check before lending a connection, free in the common case.
+
+    An idle connection has nothing to read; when its socket is readable the server has
+    closed it (a PostgreSQL restart) or sent something, and only then does a round trip
+    tell; it raises for a dead connection, which the pool then replaces.
+    """
+    poller = select.poll()
+    poller.register(conn.fileno(), select.POLLIN | select.POLLERR | select.POLLHUP)
+    if poller.poll(0):
+        ConnectionPool.check_connection(conn)
 
 
 def settings_pool(settings: Settings) -> ConnectionPool:
@@ -101,11 +116,15 @@ def finish_request(commit: bool) -> None:
         if commit:
             _run_hooks(hooks)
         return
-    try:
-        if commit:
-            conn.commit()
-        else:
+    if not commit:  # the response is already an error: a failed rollback changes nothing
+        try:
             conn.rollback()
+        except Exception:  # noqa: S110 - the connection is broken; the pool discards it
+            pass
+        _give_back(conn)
+        return
+    try:
+        conn.commit()
     except Exception:
         try:
             conn.rollback()

@@ -46,7 +46,7 @@ def _with_ledger(conn: psycopg.Connection[Any], rows: list[dict[str, Any]]) -> l
     return [{**_public(r), "ledger": by_cdr.get(int(r["id"]), [])} for r in rows]
 
 
-def _filter(conn: psycopg.Connection[Any]) -> cdrs_repo.CdrFilter:
+def cdr_filter_from_request(conn: psycopg.Connection[Any]) -> cdrs_repo.CdrFilter:
     account_id = None
     if number := params.text("account"):
         account = accounts_repo.find_for_call(conn, number, "")
@@ -74,7 +74,7 @@ def _filter(conn: psycopg.Connection[Any]) -> cdrs_repo.CdrFilter:
 def list_cdrs():  # type: ignore[no-untyped-def]
     """Newest first; ``next_cursor`` (when present) is the ``cursor`` of the next page."""
     conn = get_conn()
-    flt = _filter(conn)
+    flt = cdr_filter_from_request(conn)
     limit = params.integer("limit", 100, 1, 1000)
     assert limit is not None
     cursor = params.integer("cursor", None, 1, 2**63 - 1)
@@ -96,7 +96,7 @@ def get_cdr(call_uuid: str):  # type: ignore[no-untyped-def]
 @bp.get("/export.csv")
 @require(*READERS)
 def export_csv():  # type: ignore[no-untyped-def]
-    flt = _filter(get_conn())
+    flt = cdr_filter_from_request(get_conn())
     url = settings().database_url
     name = f"cdrs-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.csv"
     return Response(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+import psycopg
 from flask import Blueprint, jsonify
 
 from sidecar.api._request import catalog, redis_client, settings
@@ -13,16 +14,27 @@ bp = Blueprint("health", __name__)
 log = logging.getLogger(__name__)
 
 
+def _postgresql_up() -> bool:
+    try:
+        with settings_pool(settings()).connection(timeout=0.3) as conn:
+            conn.execute("SELECT 1")
+        return True
+    except Exception as exc:
+        pooled = exc
+    # the pool may still be replacing connections a PostgreSQL restart broke (it backs off
+    # between attempts): ask the server directly, so health follows PostgreSQL itself
+    try:
+        with psycopg.connect(settings().database_url, connect_timeout=1) as conn:
+            conn.execute("SELECT 1")
+        return True
+    except Exception as exc:
+        log.warning("healthz: PostgreSQL: %s (pool: %s)", exc, pooled)
+        return False
+
+
 @bp.get("/healthz")
 def healthz():  # type: ignore[no-untyped-def]
-    checks: dict[str, str] = {}
-    try:
-        with settings_pool(settings()).connection(timeout=0.5) as conn:
-            conn.execute("SELECT 1")
-        checks["postgresql"] = "ok"
-    except Exception as exc:
-        log.warning("healthz: PostgreSQL: %s", exc)
-        checks["postgresql"] = "down"
+    checks: dict[str, str] = {"postgresql": "ok" if _postgresql_up() else "down"}
     try:
         redis_client().ping()
         checks["redis"] = "ok"

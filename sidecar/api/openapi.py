@@ -354,7 +354,7 @@ def routes(app: Flask) -> list[tuple[str, str, Rule]]:
     """(OpenAPI path, method, rule) of every API operation of ``app``."""
     found = []
     for rule in app.url_map.iter_rules():
-        if rule.endpoint in UNDESCRIBED_ENDPOINTS:
+        if rule.endpoint in UNDESCRIBED_ENDPOINTS or rule.endpoint.startswith("web."):
             continue
         path, _ = openapi_path(rule)
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):

@@ -38,14 +38,14 @@ bp = Blueprint("session", __name__, url_prefix="/v1")
 _dummy_hash: list[str] = []
 
 
-def _dummy() -> str:
+def dummy_password_hash() -> str:
     """Verified when the username is unknown, so both failures take the same time."""
     if not _dummy_hash:
         _dummy_hash.append(hash_password(secrets.token_urlsafe(24)))
     return _dummy_hash[0]
 
 
-def _failure_keys(username: str) -> list[str]:
+def failure_keys(username: str) -> list[str]:
     cfg = access_settings()
     address = client_address(
         request.remote_addr, request.headers.get("X-Forwarded-For"), cfg.trusted_proxies
@@ -53,7 +53,7 @@ def _failure_keys(username: str) -> list[str]:
     return [f"user:{username.lower()}", f"addr:{address}"]
 
 
-def _record_failure(keys: list[str]) -> None:
+def record_failure(keys: list[str]) -> None:
     """On its own connection, committed now: the request's transaction will roll back."""
     window = access_settings().login_window_seconds
     with settings_pool(current_app.config["SETTINGS"]).connection() as conn:
@@ -79,7 +79,7 @@ def login():  # type: ignore[no-untyped-def]
         raise _refused()
     cfg = access_settings()
     conn = get_conn()
-    keys = _failure_keys(username)
+    keys = failure_keys(username)
     counts = [
         (r["key"], int(r["failures"]), r["window_start"])
         for r in users_repo.login_failures(conn, keys)
@@ -95,8 +95,11 @@ def login():  # type: ignore[no-untyped-def]
         )
         return refused, 429, {"Retry-After": str(wait)}
     user = users_repo.credentials(conn, username)
-    if not verify_password(user["password_hash"] if user else _dummy(), password) or not user:
-        _record_failure(keys)
+    if (
+        not verify_password(user["password_hash"] if user else dummy_password_hash(), password)
+        or not user
+    ):
+        record_failure(keys)
         raise _refused()
     if password_needs_rehash(user["password_hash"]):
         users_repo.set_password_hash(conn, int(user["id"]), hash_password(password))

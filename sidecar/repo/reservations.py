@@ -71,3 +71,15 @@ def open_for_account(conn: psycopg.Connection[Any], account_id: int) -> list[dic
         " WHERE account_id = %s AND status = 'open' ORDER BY id",
         (account_id,),
     ).fetchall()
+
+
+def open_calls(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
+    """Every open reservation as a live call (to rebuild the live table Redis lost)."""
+    return conn.execute(
+        "SELECT r.call_uuid AS uuid, a.number AS account, r.caller, r.callee,"
+        " r.id AS reservation_id, r.amount AS reserved, r.max_duration, r.node,"
+        " extract(epoch FROM r.created_at)::numeric(20,3) AS authorized_at,"
+        " extract(epoch FROM r.answered_at)::numeric(20,3) AS answered_at"
+        " FROM reservations r JOIN accounts a ON a.id = r.account_id"
+        " WHERE r.status = 'open' ORDER BY r.id"
+    ).fetchall()

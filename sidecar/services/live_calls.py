@@ -4,17 +4,23 @@ PostgreSQL stays the record; these keys feed the dashboard (``GET /v1/calls/acti
 the mid-call control worker. The sidecar writes a call at authorization (after the commit);
 the control worker adds the node and answer time when the switch reports the answer, and
 moves ``max_duration`` when it extends the reservation. Keys expire on their own.
+
+Every change is also published on :data:`CHANGES_CHANNEL` (``{"op": "set"|"del", "uuid"}``,
+inside the same MULTI) for the dashboard's live view; the message carries no state, so a
+subscriber reads the call's hash itself and a missed message is repaired by its next snapshot.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 import redis
 
 CALLS_SET = "apolo:calls"
+CHANGES_CHANNEL = "apolo:calls:changes"
 
 
 def call_key(uuid: str) -> str:
@@ -23,6 +29,10 @@ def call_key(uuid: str) -> str:
 
 def node_key(node: str) -> str:
     return f"apolo:node:{node}:calls"
+
+
+def change_message(op: str, uuid: str) -> str:
+    return json.dumps({"op": op, "uuid": uuid})
 
 
 def _flat(state: dict[str, Any]) -> dict[Any, Any]:
@@ -37,6 +47,7 @@ def record_authorized(client: redis.Redis, state: dict[str, Any], ttl_seconds: i
     pipe.hset(call_key(uuid), mapping=payload)
     pipe.expire(call_key(uuid), ttl_seconds)
     pipe.sadd(CALLS_SET, uuid)
+    pipe.publish(CHANGES_CHANNEL, change_message("set", uuid))
     pipe.execute()
 
 
@@ -50,6 +61,7 @@ def record_answered(
     pipe.expire(call_key(uuid), ttl_seconds)
     pipe.sadd(CALLS_SET, uuid)
     pipe.sadd(node_key(node), uuid)
+    pipe.publish(CHANGES_CHANNEL, change_message("set", uuid))
     pipe.execute()
 
 
@@ -57,6 +69,7 @@ def update(client: redis.Redis, uuid: str, fields: dict[str, Any], ttl_seconds: 
     pipe = client.pipeline(transaction=True)
     pipe.hset(call_key(uuid), mapping=_flat(fields))
     pipe.expire(call_key(uuid), ttl_seconds)
+    pipe.publish(CHANGES_CHANNEL, change_message("set", uuid))
     pipe.execute()
 
 
@@ -66,6 +79,7 @@ def remove(client: redis.Redis, uuid: str, node: str | None = None) -> None:
     pipe.srem(CALLS_SET, uuid)
     if node:
         pipe.srem(node_key(node), uuid)
+    pipe.publish(CHANGES_CHANNEL, change_message("del", uuid))
     pipe.execute()
 
 
@@ -97,3 +111,33 @@ def active(client: redis.Redis, node: str | None = None) -> list[dict[str, str]]
         else:  # expired key: drop it from the set too
             client.srem(CALLS_SET, uuid)
     return calls  # type: ignore[return-value]
+
+
+REBUILT_MARKER = "apolo:calls:rebuilt"
+
+
+def rebuild_if_lost(
+    client: redis.Redis, open_calls: Callable[[], list[dict[str, Any]]], ttl_seconds: int
+) -> int:
+    """Refill the live table from PostgreSQL's open reservations when Redis lost its data.
+
+    Redis keeps nothing on disk here: a restart or FLUSHALL empties the live table while
+    the calls go on. A marker key, set at each rebuild, tells whether this Redis has been
+    filled since it last lost everything. Returns the number of calls written.
+    """
+    if client.exists(REBUILT_MARKER):
+        return 0
+    calls = open_calls()
+    pipe = client.pipeline(transaction=True)
+    for call in calls:
+        state = {k: v for k, v in call.items() if v is not None}
+        uuid = str(state["uuid"])
+        pipe.hsetnx(call_key(uuid), "uuid", uuid)  # keep what a writer already put back
+        for field, value in _flat(state).items():
+            pipe.hsetnx(call_key(uuid), field, value)
+        pipe.expire(call_key(uuid), ttl_seconds)
+        pipe.sadd(CALLS_SET, uuid)
+        pipe.publish(CHANGES_CHANNEL, change_message("set", uuid))
+    pipe.set(REBUILT_MARKER, f"{time.time():.3f}")
+    pipe.execute()
+    return len(calls)

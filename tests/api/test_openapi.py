@@ -18,7 +18,7 @@ def full_app(app):  # type: ignore[no-untyped-def]
 def app_operations(app) -> set[tuple[str, str]]:  # type: ignore[no-untyped-def]
     found = set()
     for rule in app.url_map.iter_rules():
-        if rule.endpoint in UNDESCRIBED_ENDPOINTS:
+        if rule.endpoint in UNDESCRIBED_ENDPOINTS or rule.endpoint.startswith("web."):
             continue
         path, _ = openapi_path(rule)
         for method in rule.methods - {"HEAD", "OPTIONS"}:
