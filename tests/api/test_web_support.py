@@ -14,7 +14,7 @@ from sidecar.repo import users as users_repo
 PASSWORD = "correct horse battery staple"
 ROLES = ("admin", "operator", "viewer")
 PAGES = ("/dashboard/", "/dashboard/calls", "/dashboard/accounts", "/dashboard/rates",
-         "/dashboard/cdrs", "/dashboard/audit")  # fmt: skip
+         "/dashboard/cdrs", "/dashboard/audit", "/dashboard/alerts")  # fmt: skip
 
 
 def register_dashboard(app: Any) -> Any:
