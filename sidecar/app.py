@@ -38,6 +38,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
         freeswitch_cdr,
         freeswitch_dialplan,
         health,
+        metrics,
         openapi,
         rates,
         reports,
@@ -46,7 +47,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
 
     for module in (
         health, authorize, accounts, cdrs, calls, freeswitch_cdr, freeswitch_dialplan, cucm, fac,
-        session, openapi, rates, reports,
+        session, openapi, rates, reports, metrics,
     ):  # fmt: skip
         app.register_blueprint(module.bp)
 

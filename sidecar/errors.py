@@ -9,6 +9,8 @@ import psycopg
 from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
 
+from sidecar.metrics import ERRORS
+
 log = logging.getLogger(__name__)
 
 
@@ -32,6 +34,8 @@ def register_error_handlers(app: Flask) -> None:
     def _api_error(exc: ApiError):  # type: ignore[no-untyped-def]
         response = jsonify(error_body(exc.code, exc.message, exc.details))
         response.status_code = exc.status
+        if exc.status >= 500:
+            ERRORS.labels(exc.code).inc()
         if exc.status == 401:
             response.headers["WWW-Authenticate"] = exc.details.get("scheme", "Bearer")
         return response
@@ -41,11 +45,14 @@ def register_error_handlers(app: Flask) -> None:
         code = (exc.name or "error").lower().replace(" ", "_")
         response = jsonify(error_body(code, exc.description or exc.name or "error"))
         response.status_code = exc.code or 500
+        if response.status_code >= 500:
+            ERRORS.labels(code).inc()
         return response
 
     @app.errorhandler(psycopg.OperationalError)
     def _db_down(exc: psycopg.OperationalError):  # type: ignore[no-untyped-def]
         log.error("database unavailable: %s", exc)
+        ERRORS.labels("database_unavailable").inc()
         response = jsonify(error_body("database_unavailable", "the database is unavailable"))
         response.status_code = 503
         return response
@@ -53,6 +60,7 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):  # type: ignore[no-untyped-def]
         log.exception("unhandled error")
+        ERRORS.labels("internal_error").inc()
         response = jsonify(error_body("internal_error", "internal error"))
         response.status_code = 500
         return response

@@ -11,6 +11,7 @@ from sidecar.api._request import catalog, json_body, redis_client, settings
 from sidecar.auth import SWITCH, require
 from sidecar.db import after_commit, get_conn, statements_are_atomic
 from sidecar.errors import ApiError
+from sidecar.metrics import AUTHORIZATIONS
 from sidecar.services import live_calls
 from sidecar.services.authorize import AuthorizeRequest, AuthorizeResult, authorize
 
@@ -57,6 +58,7 @@ def run_authorization(req: AuthorizeRequest) -> AuthorizeResult:
 
         after_commit(_publish)
     log.info("authorize %s %s->%s: %s", req.uuid, req.caller, req.callee, result.reason)
+    AUTHORIZATIONS.labels("authorized" if result.authorized else "denied", result.reason).inc()
     return result
 
 

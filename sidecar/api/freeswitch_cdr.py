@@ -15,6 +15,7 @@ from sidecar.auth import SWITCH, require
 from sidecar.db import after_commit, get_conn
 from sidecar.errors import ApiError
 from sidecar.freeswitch.xml_cdr import decode_post, parse_cdr
+from sidecar.metrics import CDRS
 from sidecar.services import live_calls
 from sidecar.services.cdr_ingest import ingest
 
@@ -32,6 +33,7 @@ def post_cdr():  # type: ignore[no-untyped-def]
         record = parse_cdr(post.xml, a_leg_hint=post.a_leg_hint, max_bytes=cfg.max_document_bytes)
     except ValueError as exc:  # decode, hostile/malformed XML, invalid CDR values
         log.warning("rejected CDR (uuid=%s): %s", request.args.get("uuid"), exc)
+        CDRS.labels("invalid", "false").inc()
         raise ApiError(400, "invalid_cdr", str(exc)) from None
     if post.uuid_hint and post.uuid_hint != record.uuid:
         raise ApiError(
@@ -45,6 +47,8 @@ def post_cdr():  # type: ignore[no-untyped-def]
     if not result.duplicate:
         uuid = record.uuid
         after_commit(lambda: live_calls.remove(redis_client(), uuid))
+    counted = CDRS.labels(result.billing_status, "true" if result.duplicate else "false")
+    after_commit(counted.inc)
     log.info(
         "CDR %s leg %s: %s %s%s",
         record.uuid,

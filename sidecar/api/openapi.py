@@ -100,6 +100,10 @@ _FILE_BODY: Json = {
 # (OpenAPI path, method) -> the hand-written part of the operation
 OPERATIONS: dict[tuple[str, str], Json] = {
     ("/healthz", "get"): {"summary": "Health of PostgreSQL, Redis and the rate watcher"},
+    ("/metrics", "get"): {
+        "summary": "Prometheus counters: authorizations by result/reason, CDRs by billing "
+        "status, errors by code (e.g. database_unavailable); no authentication"
+    },
     ("/v1/openapi.json", "get"): {"summary": "This description"},
     ("/v1/session", "post"): {
         "summary": "Dashboard login: sets the session cookie, answers the CSRF token",

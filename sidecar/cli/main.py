@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import tempfile
 from decimal import Decimal
 
 import click
@@ -68,6 +70,14 @@ def db_upgrade() -> None:
 def serve(bind: str, workers: int, threads: int, access_log: bool) -> None:
     """Serve the sidecar with gunicorn (threaded workers keep FreeSWITCH's connections alive)."""
     os.environ.setdefault("APOLO_DB_POOL_SIZE", str(threads))
+    # the workers add up their /metrics counters through files in this directory; it must
+    # start empty, or counters of an earlier run would be counted again
+    metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(
+        prefix="apolo-metrics-"
+    )
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    os.makedirs(metrics_dir)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     argv = [sys.executable, "-m", "gunicorn", "--bind", bind, "--workers", str(workers)]
     argv += ["--worker-class", "gthread", "--threads", str(threads)]
     argv += ["--keep-alive", "75", "--graceful-timeout", "20"]

@@ -16,7 +16,7 @@ from sidecar.auth import ROLES, SWITCH, client_address, load_access_settings, pa
 
 # /healthz (and /metrics when it exists) are open; the login takes its credentials in the
 # body and is checked on its own below
-PUBLIC = {"health.healthz", "static", "session.login"}
+PUBLIC = {"health.healthz", "metrics.metrics", "static", "session.login"}
 
 
 def register_all_blueprints(app):  # type: ignore[no-untyped-def]

@@ -154,3 +154,17 @@ def test_redis_down_still_authorizes_correctly(db_url, seed) -> None:  # type: i
         assert health["status"] == "degraded" and health["checks"]["redis"] == "down"
     finally:
         sidecar.stop()
+
+
+def test_metrics_add_up_every_worker(pair, seed) -> None:  # type: ignore[no-untyped-def]
+    from metrics_support import counter
+
+    seed.account("100001", balance="100.00", rates=[("51", "0.60")])
+    url = pair[0].url
+    before = counter(requests.get(f"{url}/metrics", timeout=5).text, "apolo_authorizations")
+    with ThreadPoolExecutor(8) as pool:  # spread over both gunicorn workers
+        answers = list(pool.map(lambda _: _authorize(url, "100001").status_code, range(24)))
+    assert answers == [200] * 24
+    scrapes = [requests.get(f"{url}/metrics", timeout=5).text for _ in range(4)]
+    for text in scrapes:  # whichever worker answers the scrape sees all 24
+        assert counter(text, "apolo_authorizations") - before == 24
