@@ -186,8 +186,8 @@ def seed(db_url: str, clean: None) -> Seed:
     return Seed(db_url)
 
 
-@pytest.fixture
-def app(db_url: str, redis_url: str):  # type: ignore[no-untyped-def]
+def make_app(db_url: str, redis_url: str, **overrides: Any):  # type: ignore[no-untyped-def]
+    """The sidecar app on the test servers, with settings ``overrides``."""
     from sidecar import create_app
 
     application = create_app(
@@ -197,9 +197,16 @@ def app(db_url: str, redis_url: str):  # type: ignore[no-untyped-def]
             "fs_user": FS_USER,
             "fs_password": FS_PASSWORD,
             "rate_poll_seconds": 0.2,
+            **overrides,
         }
     )
     application.testing = True
+    return application
+
+
+@pytest.fixture
+def app(db_url: str, redis_url: str):  # type: ignore[no-untyped-def]
+    application = make_app(db_url, redis_url)
     yield application
     application.extensions["apolo_rates"].stop()
 

@@ -9,6 +9,7 @@ from decimal import Decimal
 
 import psycopg
 import pytest
+from conftest import make_app
 from control_support import BLOCK, authorize, reservation
 from psycopg.rows import dict_row
 
@@ -24,21 +25,7 @@ GRACE = timedelta(seconds=600)
 
 @pytest.fixture
 def app(db_url, redis_url):  # type: ignore[no-untyped-def]
-    from conftest import FS_PASSWORD, FS_USER
-
-    from sidecar import create_app
-
-    application = create_app(
-        {
-            "database_url": db_url,
-            "redis_url": redis_url,
-            "fs_user": FS_USER,
-            "fs_password": FS_PASSWORD,
-            "rate_poll_seconds": 0.2,
-            "reservation_seconds": BLOCK,
-        }
-    )
-    application.testing = True
+    application = make_app(db_url, redis_url, reservation_seconds=BLOCK)
     yield application
     application.extensions["apolo_rates"].stop()
 

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
+from conftest import make_app
 from control_support import (
     BLOCK,
     audit,
@@ -27,21 +28,7 @@ ANNOUNCE = "/usr/share/freeswitch/sounds/apolo/low_balance.wav"
 
 @pytest.fixture
 def app(db_url, redis_url):  # type: ignore[no-untyped-def]
-    from conftest import FS_PASSWORD, FS_USER
-
-    from sidecar import create_app
-
-    application = create_app(
-        {
-            "database_url": db_url,
-            "redis_url": redis_url,
-            "fs_user": FS_USER,
-            "fs_password": FS_PASSWORD,
-            "rate_poll_seconds": 0.2,
-            "reservation_seconds": BLOCK,
-        }
-    )
-    application.testing = True
+    application = make_app(db_url, redis_url, reservation_seconds=BLOCK)
     yield application
     application.extensions["apolo_rates"].stop()
 
