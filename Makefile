@@ -20,6 +20,7 @@ services:
 
 run: venv
 	@$(SERVICES) && export APOLO_FS_PASSWORD="$${APOLO_FS_PASSWORD:-$$(scripts/dev_secret.sh fs_password)}" && \
+	export APOLO_SESSION_COOKIE_SECURE="$${APOLO_SESSION_COOKIE_SECURE:-false}" && \
 	$(BIN)/apolo db upgrade && $(BIN)/apolo demo load && \
 	scripts/run_banner.sh && \
 	exec $(BIN)/apolo serve --bind "$${APOLO_BIND:-127.0.0.1:8080}"

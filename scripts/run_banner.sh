@@ -14,5 +14,8 @@ In another terminal, play calls against it with the simulator:
   .venv/bin/apolo simulate --url http://$bind --calls 50 --concurrency 10 --duration 2
 Make an admin token for the API:
   .venv/bin/apolo tokens create ops --role admin
+Make a dashboard user, then open http://$bind/dashboard/ (plain http on loopback: the session
+cookie is not marked Secure here, APOLO_SESSION_COOKIE_SECURE=false):
+  .venv/bin/apolo users create admin --role admin
 
 MSG
