@@ -10,6 +10,7 @@ from flask import Flask, Response
 from sidecar.config import load_settings
 from sidecar.db import connect_cli, discard_request, finish_request
 from sidecar.errors import register_error_handlers
+from sidecar.services.account_directory import AccountDirectory
 from sidecar.services.rate_catalog import RateCatalog
 
 
@@ -23,8 +24,12 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     app.config["SETTINGS"] = settings
     app.config["MAX_CONTENT_LENGTH"] = settings.max_document_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
+    directory = AccountDirectory()
+    app.extensions["apolo_accounts"] = directory
     app.extensions["apolo_rates"] = RateCatalog(
-        lambda: connect_cli(settings.database_url), settings.rate_poll_seconds
+        lambda: connect_cli(settings.database_url),
+        settings.rate_poll_seconds,
+        on_accounts_changed=directory.invalidate,
     )
     register_error_handlers(app)
 

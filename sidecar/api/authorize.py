@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, current_app, jsonify
 
 from sidecar.api._request import catalog, json_body, redis_client, settings
 from sidecar.auth import SWITCH, require
@@ -39,7 +39,14 @@ def run_authorization(req: AuthorizeRequest) -> AuthorizeResult:
     autocommit and spends no round trips on BEGIN and COMMIT.
     """
     statements_are_atomic()
-    result = authorize(get_conn(), catalog(), settings(), req, datetime.now(UTC))
+    result = authorize(
+        get_conn(),
+        catalog(),
+        settings(),
+        req,
+        datetime.now(UTC),
+        current_app.extensions["apolo_accounts"],
+    )
     if result.authorized:
         state = {
             "uuid": result.uuid,

@@ -13,6 +13,7 @@ from sidecar.config import Settings
 from sidecar.freeswitch.commands import sched_hangup_seconds
 from sidecar.rating import Rate, call_cost, max_duration_for, normalize_number
 from sidecar.repo import accounts as accounts_repo
+from sidecar.services.account_directory import AccountDirectory
 from sidecar.services.rate_catalog import RateCatalog
 
 REASONS = (
@@ -69,8 +70,12 @@ def authorize(
     settings: Settings,
     req: AuthorizeRequest,
     now: datetime,
+    directory: AccountDirectory | None = None,
 ) -> AuthorizeResult:
-    account = accounts_repo.find_for_call(conn, req.account, req.caller)
+    if directory is not None:  # cached while the watcher listens: no round trip
+        account = directory.find_for_call(conn, req.account, req.caller, trusted=catalog.listening)
+    else:
+        account = accounts_repo.find_for_call(conn, req.account, req.caller)
     if account is None:
         return AuthorizeResult(False, "account_not_found", req.uuid, req.account)
     number = account["number"]

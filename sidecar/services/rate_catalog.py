@@ -26,9 +26,17 @@ Connect = Callable[[], psycopg.Connection[Any]]
 
 
 class RateCatalog:
-    def __init__(self, connect: Connect, poll_seconds: float = 0.5) -> None:
+    def __init__(
+        self,
+        connect: Connect,
+        poll_seconds: float = 0.5,
+        on_accounts_changed: Callable[[], None] | None = None,
+    ) -> None:
         self._connect = connect
         self._poll = poll_seconds
+        # the watcher's connection also hears ``apolo_accounts`` for the account directory
+        self._on_accounts_changed = on_accounts_changed or (lambda: None)
+        self._listening = False
         self._indexes: dict[int, RateIndex] = {}
         self._lock = threading.Lock()
         self._pid = 0
@@ -61,6 +69,12 @@ class RateCatalog:
                 rebuilt.append(plan_id)
         self.last_refresh = time.monotonic()
         return rebuilt
+
+    @property
+    def listening(self) -> bool:
+        """The watcher holds its LISTEN connection and looked at it moments ago: anything
+        announced on ``apolo_rates`` / ``apolo_accounts`` reaches this process promptly."""
+        return self._listening and time.monotonic() - self.last_refresh < 2 * self._poll + 1
 
     @property
     def healthy(self) -> bool:
@@ -102,13 +116,18 @@ class RateCatalog:
                 with self._connect() as conn:
                     conn.autocommit = True
                     conn.execute("LISTEN apolo_rates")
+                    conn.execute("LISTEN apolo_accounts")
+                    self._on_accounts_changed()  # whatever was announced while not listening
                     self.refresh(conn)
+                    self._listening = True
                     backoff = 0.5
                     while not self._stop.is_set():
-                        for _ in conn.notifies(timeout=self._poll, stop_after=1):
-                            pass
+                        for notify in conn.notifies(timeout=self._poll, stop_after=1):
+                            if notify.channel == "apolo_accounts":
+                                self._on_accounts_changed()
                         self.refresh(conn)
             except Exception as exc:  # keep watching whatever happens
+                self._listening = False
                 log.warning("rate watcher lost its connection (%s); retrying", exc)
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, 5.0)

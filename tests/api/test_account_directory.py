@@ -1,0 +1,123 @@
+"""The per-worker account directory: one round trip per authorization, and never stale for
+long: ANI moves, plan changes and suspensions reach it through NOTIFY."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+from conftest import FS_AUTH
+from psycopg.rows import dict_row
+
+from sidecar.config import load_settings
+from sidecar.services.authorize import AuthorizeRequest, authorize
+
+
+class CountingConnection:
+    """A real connection that counts the statements sent through it."""
+
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self._conn = conn
+        self.statements = 0
+
+    def execute(self, *args: Any, **kwargs: Any) -> Any:
+        self.statements += 1
+        return self._conn.execute(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._conn, name)
+
+
+def _wait_listening(app) -> None:  # type: ignore[no-untyped-def]
+    catalog = app.extensions["apolo_rates"]
+    deadline = time.monotonic() + 5
+    while not catalog.listening:
+        assert time.monotonic() < deadline, "the rate watcher never started listening"
+        time.sleep(0.05)
+
+
+def _auth(client, uuid: str, caller: str = "5550001") -> dict:  # type: ignore[no-untyped-def]
+    body = {"uuid": uuid, "caller": caller, "callee": "51987654321"}
+    return client.post("/v1/authorize", json=body, auth=FS_AUTH).get_json()
+
+
+def _eventually(check, what: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + 2
+    while not check():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.05)
+
+
+def test_a_known_caller_costs_one_statement(app, seed, db_url) -> None:  # type: ignore[no-untyped-def]
+    seed.account("300001", anis=["5550001"], balance="100.00")
+    catalog, directory = app.extensions["apolo_rates"], app.extensions["apolo_accounts"]
+    settings = load_settings(database_url=db_url)
+    with psycopg.connect(db_url, row_factory=dict_row, autocommit=True) as raw:
+        catalog.index(seed.plans[-1])  # starts the watcher
+        _wait_listening(app)
+        counted = CountingConnection(raw)
+        now = datetime.now(UTC)
+        first = authorize(counted, catalog, settings, AuthorizeRequest("d-1", "5550001",  # type: ignore[arg-type]
+                          "51987654321"), now, directory)  # fmt: skip
+        assert first.authorized and counted.statements == 2  # lookup + apolo_reserve()
+        second = authorize(counted, catalog, settings, AuthorizeRequest("d-2", "5550001",  # type: ignore[arg-type]
+                           "51987654321"), now, directory)  # fmt: skip
+        assert second.authorized and counted.statements == 3  # apolo_reserve() only
+        unknown = authorize(counted, catalog, settings, AuthorizeRequest("d-3", "999",  # type: ignore[arg-type]
+                            "51987654321"), now, directory)  # fmt: skip
+        assert unknown.reason == "account_not_found" and counted.statements == 4
+
+
+def test_balance_movements_keep_the_cache(client, app, seed, db_url) -> None:  # type: ignore[no-untyped-def]
+    seed.account("300001", anis=["5550001"], balance="100.00")
+    assert _auth(client, "b-0")["authorized"]
+    _wait_listening(app)
+    assert _auth(client, "b-1")["authorized"]
+    directory = app.extensions["apolo_accounts"]
+    assert len(directory) == 1
+    with psycopg.connect(db_url) as c:  # a recharge-like move: no identity fact changes
+        c.execute("UPDATE accounts SET balance = balance + 1, reserved = reserved")
+    time.sleep(0.5)
+    assert len(directory) == 1
+
+
+def test_an_ani_moved_to_another_account_is_seen_at_once(client, app, seed, db_url) -> None:  # type: ignore[no-untyped-def]
+    seed.account("300001", anis=["5550001"], balance="100.00")
+    seed.account("300002", anis=["5550002"], balance="100.00")
+    assert _auth(client, "m-0")["account"] == "300001"
+    _wait_listening(app)
+    assert _auth(client, "m-1")["account"] == "300001"  # now from the cache
+    with psycopg.connect(db_url) as c:
+        c.execute(
+            "UPDATE account_anis SET account_id = (SELECT id FROM accounts WHERE number = "
+            "'300002') WHERE ani = '5550001'"
+        )
+    counter = iter(range(1000))
+    _eventually(
+        lambda: _auth(client, f"m-x{next(counter)}")["account"] == "300002",
+        "the moved ANI still bills the old account",
+    )
+
+
+def test_plan_change_and_suspension_reach_the_cache(client, app, seed, db_url) -> None:  # type: ignore[no-untyped-def]
+    seed.account("300001", anis=["5550001"], balance="100.00", rates=[("51", "0.60")])
+    dearer = seed.plan([("51", "1.20")])
+    assert _auth(client, "p-0")["rate"]["rate_per_minute"] == "0.600000"
+    _wait_listening(app)
+    assert _auth(client, "p-1")["rate"]["rate_per_minute"] == "0.600000"
+    with psycopg.connect(db_url) as c:
+        c.execute(
+            "UPDATE accounts SET plan_id = (SELECT id FROM rate_plans WHERE name = %s)"
+            " WHERE number = '300001'",
+            (dearer,),
+        )
+    counter = iter(range(1000))
+    _eventually(
+        lambda: _auth(client, f"p-x{next(counter)}")["rate"]["rate_per_minute"] == "1.200000",
+        "the account's new plan is not used",
+    )
+    with psycopg.connect(db_url) as c:
+        c.execute("UPDATE accounts SET status = 'suspended' WHERE number = '300001'")
+    assert _auth(client, "p-s")["reason"] == "account_suspended"  # apolo_reserve() re-checks
