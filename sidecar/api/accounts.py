@@ -38,6 +38,7 @@ _UPDATABLE = {
     "max_calls",
     "low_balance_threshold",
     "anis",
+    "max_call_cost",
 }
 _MAX_PAGE = 500
 
@@ -187,6 +188,8 @@ def update_account(number: str):  # type: ignore[no-untyped-def]
         changes["max_calls"] = _max_calls(body["max_calls"])
     if "anis" in body:
         changes["anis"] = _anis(body["anis"])
+    if "max_call_cost" in body:
+        changes["max_call_cost"] = _optional_money(body, "max_call_cost")
     result = accounts_service.update_account(
         get_conn(), actor=g.actor, number=number, changes=changes
     )

@@ -104,3 +104,17 @@ def announce_commands(uuid: str, left: int, policy: Policy) -> list[str]:
     if not policy.announce_file or left - policy.announce_seconds < 1:
         return []
     return [sched_broadcast_api(uuid, left - policy.announce_seconds, policy.announce_file)]
+
+
+def answered_epoch(getvar_reply: str) -> float | None:
+    """Answer time from ``uuid_getvar <uuid> answered_time``; None while the channel rings.
+
+    ``answered_time`` is a caller-profile field (switch_caller_get_field_by_name, FreeSWITCH
+    1.10): microseconds, ``0`` until the channel answers. ``answer_epoch`` would not do: it is
+    set only at hangup (switch_channel_set_timestamps), so a live channel reports ``_undef_``.
+    Anything else (``_undef_``, ``-ERR No such channel!``) means not answered as far as we know.
+    """
+    value = getvar_reply.strip()
+    if not value.isdigit() or int(value) == 0:
+        return None
+    return int(value) / 1e6

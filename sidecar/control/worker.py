@@ -142,12 +142,18 @@ class SwitchWorker:
                 self._live(lambda: live_calls.remove(self._redis, uuid, self.node))
 
     def _answered(self, conn: EslConnection, uuid: str, event: Event) -> None:
+        if uuid in self.calls:  # already taken over from the channel list
+            return
         answered_us = event.get("Caller-Channel-Answered-Time")
         answered_at = (
             int(answered_us) / 1e6
             if answered_us.isdigit() and answered_us != "0"
             else (self._clock())
         )
+        self._take_over(conn, uuid, answered_at)
+
+    def _take_over(self, conn: EslConnection, uuid: str, answered_at: float) -> None:
+        """Manage an answered call from now on: record it, publish it, announce."""
         with self._db() as db:
             res = control_repo.reservation_for_control(db, uuid)
             if res is None or res["status"] != "open":
@@ -229,8 +235,28 @@ class SwitchWorker:
             self.calls.pop(uuid)
             self._reconciler.note_hangup(uuid)
             self._live(lambda u=uuid: live_calls.remove(self._redis, u, self.node))  # type: ignore[misc]
+        self._adopt(conn, uuids)
         self._reconciler.snapshot(self.node, uuids)
         self._reconciler.run()
+
+    def _adopt(self, conn: EslConnection, uuids: set[str]) -> None:
+        """Take over reserved calls answered while no CHANNEL_ANSWER could reach us.
+
+        A channel still ringing is left for its CHANNEL_ANSWER; the next listing looks again.
+        """
+        unmanaged = sorted(u for u in uuids if u not in self.calls)
+        if not unmanaged:
+            return
+        with self._db() as db:
+            reserved = control_repo.open_reserved(db, unmanaged)
+        for uuid in reserved:
+            answered_at = decide.answered_epoch(
+                self._api(conn, f"uuid_getvar {uuid} answered_time")
+            )
+            if answered_at is None or uuid in self.calls:
+                continue
+            log.info("%s: adopting %s, answered at %.6f", self.node, uuid, answered_at)
+            self._take_over(conn, uuid, answered_at)
 
     # ------------------------------------------------------------------ helpers
     def _api(self, conn: EslConnection, command: str) -> str:

@@ -11,6 +11,7 @@ import psycopg
 _ACCOUNT_COLUMNS = (
     "a.id, a.number, a.name, a.plan_id, p.name AS plan, a.type, a.status, a.balance,"
     " a.credit_limit, a.reserved, a.active_calls, a.max_calls, a.low_balance_threshold,"
+    " a.max_call_cost,"
     " a.created_at, a.updated_at"
 )
 

@@ -24,6 +24,21 @@ def call_cap(conn: psycopg.Connection[Any], account_id: int) -> Decimal | None:
     return min(caps) if caps else None
 
 
+def account_call_cap(conn: psycopg.Connection[Any], account_id: int) -> Decimal | None:
+    """The account's own ``max_call_cost`` (its plan's is not included)."""
+    row = conn.execute("SELECT max_call_cost FROM accounts WHERE id = %s", (account_id,)).fetchone()
+    return None if row is None or row["max_call_cost"] is None else Decimal(row["max_call_cost"])
+
+
+def set_account_call_cap(
+    conn: psycopg.Connection[Any], account_id: int, cap: Decimal | None
+) -> None:
+    conn.execute(
+        "UPDATE accounts SET max_call_cost = %s, updated_at = now() WHERE id = %s",
+        (cap, account_id),
+    )
+
+
 def set_max_duration(conn: psycopg.Connection[Any], reservation_id: int, seconds: int) -> None:
     conn.execute(
         "UPDATE reservations SET max_duration = %s WHERE id = %s", (seconds, reservation_id)
@@ -38,6 +53,17 @@ def reservation_for_control(conn: psycopg.Connection[Any], call_uuid: str) -> di
         " FROM reservations r JOIN accounts a ON a.id = r.account_id WHERE r.call_uuid = %s",
         (call_uuid,),
     ).fetchone()
+
+
+def open_reserved(conn: psycopg.Connection[Any], call_uuids: list[str]) -> list[str]:
+    """Which of these call uuids hold an open reservation."""
+    if not call_uuids:
+        return []
+    rows = conn.execute(
+        "SELECT call_uuid FROM reservations WHERE status = 'open' AND call_uuid = ANY(%s)",
+        (call_uuids,),
+    ).fetchall()
+    return [str(r["call_uuid"]) for r in rows]
 
 
 def mark_answered(

@@ -11,6 +11,7 @@ from sidecar.errors import ApiError
 from sidecar.imports.recharges import ParsedFile, RowError
 from sidecar.repo import accounts as accounts_repo
 from sidecar.repo import audit
+from sidecar.repo import control as control_repo
 from sidecar.repo import idempotency as idempotency_repo
 from sidecar.repo import rates as rates_repo
 
@@ -38,6 +39,11 @@ def summary(row: dict[str, Any]) -> dict[str, Any]:
         "max_calls": row["max_calls"],
         "low_balance_threshold": _money_or_none(row.get("low_balance_threshold")),
         "anis": row.get("anis", []),
+        **(
+            {"max_call_cost": _money_or_none(row["max_call_cost"])}
+            if "max_call_cost" in row
+            else {}
+        ),
     }
 
 
@@ -180,13 +186,15 @@ def update_account(
             raise ApiError(400, "invalid_request", _one_of("status", ACCOUNT_STATUSES))
         elif field == "max_calls" and value is not None and value <= 0:
             raise ApiError(400, "invalid_request", "max_calls must be positive")
+        elif field == "max_call_cost" and value is not None and not 0 < value <= MAX_AMOUNT:
+            raise ApiError(400, "invalid_request", "max_call_cost must be positive or null")
         elif (
             field in ("credit_limit", "low_balance_threshold")
             and value is not None
             and (value > MAX_AMOUNT)
         ):
             raise ApiError(400, "invalid_request", f"{field} is too large")
-        if field not in ("plan", "anis"):
+        if field not in ("plan", "anis", "max_call_cost"):
             columns[field] = value
     if "anis" in changes:
         anis = sorted(set(changes["anis"]))
@@ -197,8 +205,13 @@ def update_account(
             )
         accounts_repo.replace_anis(conn, account_id, anis)
     accounts_repo.update_fields(conn, account_id, columns)
+    if "max_call_cost" in changes:
+        before["max_call_cost"] = control_repo.account_call_cap(conn, account_id)
+        control_repo.set_account_call_cap(conn, account_id, changes["max_call_cost"])
     after = accounts_repo.get(conn, number)
     assert after is not None
+    if "max_call_cost" in changes:
+        after["max_call_cost"] = control_repo.account_call_cap(conn, account_id)
     result = summary(after)
     audit.record(conn, actor, "account.update", f"account:{number}", summary(before), result)
     return result

@@ -174,6 +174,35 @@ def test_bad_updates_change_nothing(client, seed, accounts, db_url) -> None:  # 
         ).fetchone() == (0,)
 
 
+def test_max_call_cost_is_set_audited_and_cleared(client, seed, accounts, db_url) -> None:  # type: ignore[no-untyped-def]
+    admin = bearer(seed.token("admin", name="root"))
+
+    def stored() -> object:
+        with psycopg.connect(db_url) as c:
+            row = c.execute("SELECT max_call_cost FROM accounts WHERE number = '100001'")
+            return row.fetchone()[0]  # type: ignore[index]
+
+    for bad in ("0", "-1.00", "1.00001", "abc", "1e20"):
+        resp = client.patch("/v1/accounts/100001", json={"max_call_cost": bad}, headers=admin)
+        assert resp.status_code == 400, (bad, resp.get_json())
+    assert stored() is None and audit_rows(db_url, "account.update") == []
+    viewer = bearer(seed.token("viewer"))
+    resp = client.patch("/v1/accounts/100001", json={"max_call_cost": "2"}, headers=viewer)
+    assert resp.status_code == 403 and stored() is None
+
+    resp = client.patch("/v1/accounts/100001", json={"max_call_cost": "2.50"}, headers=admin)
+    assert resp.status_code == 200, resp.get_json()
+    assert resp.get_json()["max_call_cost"] == "2.5000"
+    assert str(stored()) == "2.5000"
+    resp = client.patch("/v1/accounts/100001", json={"max_call_cost": None}, headers=admin)
+    assert resp.status_code == 200 and resp.get_json()["max_call_cost"] is None
+    assert stored() is None
+    rows = audit_rows(db_url, "account.update")
+    assert [(r[0], r[1]) for r in rows] == [("token:root", "account:100001")] * 2
+    assert rows[0][2]["max_call_cost"] is None and rows[0][3]["max_call_cost"] == "2.5000"  # type: ignore[index]
+    assert rows[1][2]["max_call_cost"] == "2.5000" and rows[1][3]["max_call_cost"] is None  # type: ignore[index]
+
+
 def test_suspend_and_reactivate(client, seed, accounts, db_url) -> None:  # type: ignore[no-untyped-def]
     admin = bearer(seed.token("admin", name="root"))
     operator = bearer(seed.token("operator"))

@@ -69,6 +69,8 @@ class EslPeer:
         self.commands: list[str] = []
         self.channels: dict[str, dict[str, str]] = {}
         self.tasks: dict[str, list[str]] = {}  # scheduler groups: uuid -> pending tasks
+        # caller-profile answered time in microseconds, "0" until answered (uuid_getvar)
+        self.answered_us: dict[str, str] = {}
         self.connections = 0
         self.drop_after: str | None = None  # drop every connection once after this api verb
         self._clients: list[_Client] = []
@@ -103,7 +105,7 @@ class EslPeer:
 
     def answer(self, uuid: str, answered_at: float) -> None:
         """CHANNEL_ANSWER of ``uuid``, answered at epoch ``answered_at``."""
-        self.add_channel(uuid)
+        self.answer_silently(uuid, answered_at)
         self.push(
             self._answer,
             {
@@ -114,9 +116,16 @@ class EslPeer:
             },
         )
 
+    def answer_silently(self, uuid: str, answered_at: float) -> None:
+        """The channel answers but no event reaches anyone (no connection at that moment)."""
+        self.add_channel(uuid)
+        with self._lock:
+            self.answered_us[uuid] = str(int(answered_at * 1e6))
+
     def hangup(self, uuid: str, cause: str = "NORMAL_CLEARING") -> None:
         with self._lock:
             self.channels.pop(uuid, None)
+            self.answered_us.pop(uuid, None)
             self.tasks.pop(uuid, None)
         self.push(self._hangup, {"Unique-ID": uuid, "Hangup-Cause": cause})
 
@@ -273,7 +282,15 @@ class EslPeer:
                 if self.channels.pop(args[1], None) is None:
                     return "-ERR No such channel!\n"
                 self.tasks.pop(args[1], None)
+                self.answered_us.pop(args[1], None)
                 return "+OK\n"
+            if name == "uuid_getvar" and len(args) == 3:
+                # as captured: the bare value, no trailing newline; _undef_ when unset
+                if args[1] not in self.channels:
+                    return "-ERR No such channel!\n"
+                if args[2] == "answered_time":  # caller-profile field, "0" until answered
+                    return self.answered_us.get(args[1], "0")
+                return "_undef_"  # the peer keeps no other channel variables
             if name == "uuid_broadcast" and len(args) >= 3:
                 return "+OK Message sent\n" if args[1] in self.channels else "-ERR invalid uuid\n"
         return "-ERR no_such_command Command not found!\n"

@@ -22,6 +22,19 @@ def peer() -> Iterator[EslPeer]:
     p.close()
 
 
+def test_uuid_getvar_replies_as_captured(peer: EslPeer) -> None:
+    conn = EslConnection.open("127.0.0.1", peer.port, "ClueCon", 2.0)
+    try:
+        assert conn.api(f"uuid_getvar {UUID} answered_time") == "-ERR No such channel!\n"
+        peer.add_channel(UUID)
+        assert conn.api(f"uuid_getvar {UUID} answered_time") == "0"
+        assert conn.api(f"uuid_getvar {UUID} answer_epoch") == "_undef_"
+        peer.answer_silently(UUID, 1795345334.167795)
+        assert conn.api(f"uuid_getvar {UUID} answered_time") == "1795345334167795"
+    finally:
+        conn.close()
+
+
 def test_wrong_password_is_refused(peer: EslPeer) -> None:
     with pytest.raises(EslAuthError):
         EslConnection.open("127.0.0.1", peer.port, "WrongPassword", 2.0)

@@ -89,3 +89,19 @@ def test_seconds_left_rounds_down() -> None:
 def test_sched_broadcast_builder_refuses_hostile_arguments(args: tuple) -> None:
     with pytest.raises(ValueError):
         sched_broadcast_api(*args)
+
+
+@pytest.mark.parametrize(
+    ("reply", "expected"),
+    [
+        ("1795345334167795", 1795345334.167795),  # as uuid_getvar answers: no newline
+        ("1795345334167795\n", 1795345334.167795),
+        ("0", None),  # ringing: the caller profile has no answer time yet
+        ("_undef_", None),
+        ("-ERR No such channel!\n", None),
+        ("", None),
+        ("12ab", None),
+    ],
+)
+def test_answered_epoch_from_uuid_getvar(reply: str, expected: float | None) -> None:
+    assert decide.answered_epoch(reply) == expected
