@@ -11,6 +11,7 @@ transaction rolls back; past the limit, logins answer 429 with Retry-After.
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -61,6 +62,52 @@ def record_failure(keys: list[str]) -> None:
             users_repo.add_login_failure(conn, key, window)
 
 
+@dataclass(frozen=True)
+class LoginResult:
+    """``user`` set: logged in, with the new session's cookie value and CSRF token;
+    ``retry_after`` > 0: refused for too many failures; neither: wrong credentials."""
+
+    user: dict[str, Any] | None = None
+    cookie: str = ""
+    csrf: str = ""
+    expires_at: datetime | None = None
+    retry_after: int = 0
+
+
+def attempt_login(username: str, password: str, via: str | None = None) -> LoginResult:
+    """The one login check behind the JSON API and the dashboard form: failed-login limits,
+    password check (timing-safe for unknown users), rehash, session creation, audit."""
+    cfg = access_settings()
+    conn = get_conn()
+    keys = failure_keys(username)
+    counts = [
+        (r["key"], int(r["failures"]), r["window_start"])
+        for r in users_repo.login_failures(conn, keys)
+    ]
+    wait = login_retry_after(counts, datetime.now(UTC), cfg)
+    if wait:
+        return LoginResult(retry_after=wait)
+    user = users_repo.credentials(conn, username)
+    if (
+        not verify_password(user["password_hash"] if user else dummy_password_hash(), password)
+        or not user
+    ):
+        record_failure(keys)
+        return LoginResult()
+    if password_needs_rehash(user["password_hash"]):
+        users_repo.set_password_hash(conn, int(user["id"]), hash_password(password))
+    users_repo.clear_login_failures(conn, keys[0])
+    cookie = secrets.token_urlsafe(32)
+    csrf = secrets.token_urlsafe(32)
+    created = users_repo.create_session(
+        conn, hash_token(cookie), int(user["id"]), csrf, cfg.session_hours
+    )
+    actor = f"user:{user['username']}"
+    details = {"address": keys[1][5:], **({"via": via} if via else {})}
+    audit.record(conn, actor, "user.login", actor, None, details)
+    return LoginResult(user, cookie, csrf, created["expires_at"])
+
+
 def _refused() -> ApiError:
     return ApiError(401, "unauthorized", "wrong username or password")
 
@@ -77,52 +124,27 @@ def login():  # type: ignore[no-untyped-def]
         raise ApiError(401, "unauthorized", 'send {"username", "password"}')
     if len(username) > 64 or len(password) > 1024:
         raise _refused()
-    cfg = access_settings()
-    conn = get_conn()
-    keys = failure_keys(username)
-    counts = [
-        (r["key"], int(r["failures"]), r["window_start"])
-        for r in users_repo.login_failures(conn, keys)
-    ]
-    wait = login_retry_after(counts, datetime.now(UTC), cfg)
-    if wait:
+    result = attempt_login(username, password)
+    if result.retry_after:
         refused = jsonify(
             error_body(
                 "too_many_attempts",
                 "too many failed logins; try again later",
-                {"retry_after_seconds": wait},
+                {"retry_after_seconds": result.retry_after},
             )
         )
-        return refused, 429, {"Retry-After": str(wait)}
-    user = users_repo.credentials(conn, username)
-    if (
-        not verify_password(user["password_hash"] if user else dummy_password_hash(), password)
-        or not user
-    ):
-        record_failure(keys)
+        return refused, 429, {"Retry-After": str(result.retry_after)}
+    user = result.user
+    if user is None:
         raise _refused()
-    if password_needs_rehash(user["password_hash"]):
-        users_repo.set_password_hash(conn, int(user["id"]), hash_password(password))
-    users_repo.clear_login_failures(conn, keys[0])
-    cookie = secrets.token_urlsafe(32)
-    csrf = secrets.token_urlsafe(32)
-    created = users_repo.create_session(
-        conn, hash_token(cookie), int(user["id"]), csrf, cfg.session_hours
-    )
-    audit.record(
-        conn,
-        f"user:{user['username']}",
-        "user.login",
-        f"user:{user['username']}",
-        None,
-        {"address": keys[1][5:]},
-    )
+    cfg = access_settings()
+    cookie, csrf = result.cookie, result.csrf
     response = jsonify(
         {
             "username": user["username"],
             "role": user["role"],
             "csrf_token": csrf,
-            "expires_at": created["expires_at"].isoformat(),
+            "expires_at": result.expires_at.isoformat() if result.expires_at else None,
         }
     )
     response.set_cookie(

@@ -9,24 +9,18 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from datetime import UTC, datetime
 from typing import Any
 
 from flask import Response, g, redirect, render_template, request
 from werkzeug.wrappers import Response as BaseResponse
 
-from sidecar.api.session import dummy_password_hash, failure_keys, record_failure
+from sidecar.api.session import attempt_login
 from sidecar.auth import (
     SESSION_COOKIE,
     access_settings,
-    hash_password,
     hash_token,
-    login_retry_after,
-    password_needs_rehash,
-    verify_password,
 )
 from sidecar.db import get_conn
-from sidecar.repo import audit
 from sidecar.repo import users as users_repo
 from sidecar.web.blueprint import bp
 from sidecar.web.guard import READERS, page
@@ -86,33 +80,14 @@ def login_submit() -> Any:
     password = request.form.get("password", "")
     if not username or not password or len(username) > 64 or len(password) > 1024:
         return _form("Wrong username or password.", 401)
-    cfg = access_settings()
-    conn = get_conn()
-    keys = failure_keys(username)
-    counts = [
-        (r["key"], int(r["failures"]), r["window_start"])
-        for r in users_repo.login_failures(conn, keys)
-    ]
-    wait = login_retry_after(counts, datetime.now(UTC), cfg)
-    if wait:
-        message = f"Too many failed logins. Try again in {wait} seconds."
-        return _form(message, 429, retry_after=wait)
-    user = users_repo.credentials(conn, username)
-    if (
-        not verify_password(user["password_hash"] if user else dummy_password_hash(), password)
-        or not user
-    ):
-        record_failure(keys)
+    result = attempt_login(username, password, via="web")
+    if result.retry_after:
+        message = f"Too many failed logins. Try again in {result.retry_after} seconds."
+        return _form(message, 429, retry_after=result.retry_after)
+    if result.user is None:
         return _form("Wrong username or password.", 401)
-    if password_needs_rehash(user["password_hash"]):
-        users_repo.set_password_hash(conn, int(user["id"]), hash_password(password))
-    users_repo.clear_login_failures(conn, keys[0])
-    cookie = secrets.token_urlsafe(32)
-    users_repo.create_session(
-        conn, hash_token(cookie), int(user["id"]), secrets.token_urlsafe(32), cfg.session_hours
-    )
-    actor = f"user:{user['username']}"
-    audit.record(conn, actor, "user.login", actor, None, {"address": keys[1][5:], "via": "web"})
+    cfg = access_settings()
+    cookie = result.cookie
     response = redirect(_safe_next(request.form.get("next")), code=303)
     _cookie(response, SESSION_COOKIE, cookie, int(cfg.session_hours * 3600))
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/")

@@ -10,7 +10,8 @@ from decimal import Decimal
 from typing import Any
 
 import psycopg
-from conftest import FS_AUTH
+import pytest
+from conftest import FS_AUTH, make_app
 from doubles.esl_peer import EslPeer
 from psycopg.rows import dict_row
 
@@ -104,3 +105,19 @@ def audit(db_url: str, uuid: str) -> list[dict[str, Any]]:
 
 def money(value: Any) -> Decimal:
     return Decimal(str(value))
+
+
+# fixtures the control tests share; a test module imports them to use them
+@pytest.fixture(name="app")
+def control_app(db_url: str, redis_url: str) -> Iterator[Any]:
+    """The sidecar app with BLOCK-second reservations, as under the worker."""
+    application = make_app(db_url, redis_url, reservation_seconds=BLOCK)
+    yield application
+    application.extensions["apolo_rates"].stop()
+
+
+@pytest.fixture(name="peer")
+def esl_peer() -> Iterator[EslPeer]:
+    p = EslPeer()
+    yield p
+    p.close()

@@ -9,8 +9,12 @@ from decimal import Decimal
 
 import psycopg
 import pytest
-from conftest import make_app
-from control_support import BLOCK, authorize, reservation
+from control_support import (
+    BLOCK,
+    authorize,
+    control_app,  # noqa: F401 - fixtures used by name
+    reservation,
+)
 from psycopg.rows import dict_row
 
 from sidecar.control.decide import Policy
@@ -21,13 +25,6 @@ POLICY = Policy(
     extend_threshold=60, block_seconds=BLOCK, max_call_seconds=3600, kill_after_seconds=2
 )
 GRACE = timedelta(seconds=600)
-
-
-@pytest.fixture
-def app(db_url, redis_url):  # type: ignore[no-untyped-def]
-    application = make_app(db_url, redis_url, reservation_seconds=BLOCK)
-    yield application
-    application.extensions["apolo_rates"].stop()
 
 
 def _sql(db_url: str, statement: str, *args: object) -> None:

@@ -4,22 +4,15 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 
 import pytest
+from control_support import esl_peer  # noqa: F401 - fixtures used by name
 from doubles.esl_peer import CONTROL_DIR, EslPeer
 
 from sidecar.control.esl import EslAuthError, EslClosed, EslConnection
 
 pytestmark = pytest.mark.integration
 UUID = "e86769d7-3654-4359-a798-935a3e000190"
-
-
-@pytest.fixture
-def peer() -> Iterator[EslPeer]:
-    p = EslPeer()
-    yield p
-    p.close()
 
 
 def test_uuid_getvar_replies_as_captured(peer: EslPeer) -> None:

@@ -5,16 +5,16 @@ from __future__ import annotations
 import re
 import time
 import uuid as uuid_mod
-from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
-from conftest import make_app
-from control_support import (
+from control_support import (  # noqa: F401 - fixtures used by name
     BLOCK,
     audit,
     authorize,
+    control_app,
     control_settings,
+    esl_peer,
     money,
     reservation,
     running,
@@ -24,20 +24,6 @@ from doubles.esl_peer import EslPeer
 
 pytestmark = pytest.mark.integration
 ANNOUNCE = "/usr/share/freeswitch/sounds/apolo/low_balance.wav"
-
-
-@pytest.fixture
-def app(db_url, redis_url):  # type: ignore[no-untyped-def]
-    application = make_app(db_url, redis_url, reservation_seconds=BLOCK)
-    yield application
-    application.extensions["apolo_rates"].stop()
-
-
-@pytest.fixture
-def peer() -> Iterator[EslPeer]:
-    p = EslPeer()
-    yield p
-    p.close()
 
 
 def _uuid() -> str:

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import time
 import uuid as uuid_mod
-from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
 import redis as redis_lib
-from conftest import FS_AUTH, make_app
-from control_support import (
+from conftest import FS_AUTH
+from control_support import (  # noqa: F401 - fixtures used by name
     BLOCK,
     Clock,
     audit,
     authorize,
+    control_app,
     control_settings,
+    esl_peer,
     reservation,
     running,
     wait_for,
@@ -28,20 +29,6 @@ from sidecar.services import live_calls
 from sidecar.simulator.cdr_template import build_cdr
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def app(db_url, redis_url):  # type: ignore[no-untyped-def]
-    application = make_app(db_url, redis_url, reservation_seconds=BLOCK)
-    yield application
-    application.extensions["apolo_rates"].stop()
-
-
-@pytest.fixture
-def peer() -> Iterator[EslPeer]:
-    p = EslPeer()
-    yield p
-    p.close()
 
 
 def _uuid() -> str:
