@@ -3,6 +3,7 @@
 The worker keeps its answered calls in memory and mirrors them to the Redis live table, so
 a dropped connection loses nothing: it reconnects with back-off, subscribes again, lists the
 switch's channels and forgets only the calls that ended meanwhile (their CDRs settle them).
+PostgreSQL going away is handled the same way (back-off, reconnect, list again).
 Each database unit of work is its own transaction (``pool.connection()`` commits on exit);
 commands to the switch are sent only after the commit.
 """
@@ -15,8 +16,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
+import psycopg
 import redis
 
 from sidecar.control import decide
@@ -95,16 +97,28 @@ class SwitchWorker:
                 stop.wait(delay)
                 delay = min(delay * 2, self.cs.backoff_max_seconds)
                 continue
-            delay = 0.2
             self.connections += 1
+            db_down = False
             try:
                 self.serve(conn, stop)
             except (OSError, EslError, TimeoutError, FrameError) as exc:
                 log.warning("%s: connection lost (%s); reconnecting", self.node, exc)
+            except psycopg.Error as exc:
+                # PostgreSQL is the record: nothing can be decided without it. Start over
+                # once it answers (the listing made on reconnect catches up with answers
+                # missed meanwhile); the calls in memory are kept.
+                log.warning("%s: database unavailable (%s); again in %.1fs", self.node, exc, delay)
+                db_down = True
             finally:
+                synced = self.connected.is_set()
                 conn.close()
                 self.connected.clear()
                 self._reconciler.forget(self.node)
+            if db_down:
+                stop.wait(delay)
+                delay = min(delay * 2, self.cs.backoff_max_seconds)
+            elif synced:
+                delay = 0.2
 
     def serve(self, conn: EslConnection, stop: threading.Event) -> None:
         conn.subscribe(self.cs.event_format, EVENTS, self.cs.command_timeout)
@@ -152,7 +166,9 @@ class SwitchWorker:
         )
         self._take_over(conn, uuid, answered_at)
 
-    def _take_over(self, conn: EslConnection, uuid: str, answered_at: float) -> None:
+    def _take_over(
+        self, conn: EslConnection, uuid: str, answered_at: float, adopted: bool = False
+    ) -> None:
         """Manage an answered call from now on: record it, publish it, announce."""
         with self._db() as db:
             res = control_repo.reservation_for_control(db, uuid)
@@ -172,6 +188,11 @@ class SwitchWorker:
         )
         self.calls[uuid] = call
         self._publish(call)
+        if adopted and int(res["extensions"] or 0) > 0:
+            # extended before we lost sight of it: the switch may still hold the old hangup,
+            # or none at all if a worker died between sched_del and sched_hangup
+            self._reschedule(conn, call)
+            return
         left = decide.seconds_left(call.answered_at, call.paid_seconds, self._clock())
         for command in decide.announce_commands(uuid, left, self.policy):
             self._api(conn, command)
@@ -236,8 +257,22 @@ class SwitchWorker:
             self._reconciler.note_hangup(uuid)
             self._live(lambda u=uuid: live_calls.remove(self._redis, u, self.node))  # type: ignore[misc]
         self._adopt(conn, uuids)
+        self._restore_live()
         self._reconciler.snapshot(self.node, uuids)
         self._reconciler.run()
+
+    def _restore_live(self) -> None:
+        """Publish again the calls the live table lost (Redis flushed, or restarted empty)."""
+        if not self.calls:
+            return
+        try:
+            listed = cast(set[str], self._redis.smembers(live_calls.node_key(self.node)))
+        except redis.RedisError as exc:
+            log.warning("%s: live table unavailable (%s)", self.node, exc)
+            return
+        for call in self.calls.values():
+            if call.uuid not in listed:
+                self._publish(call)
 
     def _adopt(self, conn: EslConnection, uuids: set[str]) -> None:
         """Take over reserved calls answered while no CHANNEL_ANSWER could reach us.
@@ -256,7 +291,7 @@ class SwitchWorker:
             if answered_at is None or uuid in self.calls:
                 continue
             log.info("%s: adopting %s, answered at %.6f", self.node, uuid, answered_at)
-            self._take_over(conn, uuid, answered_at)
+            self._take_over(conn, uuid, answered_at, adopted=True)
 
     # ------------------------------------------------------------------ helpers
     def _api(self, conn: EslConnection, command: str) -> str:
@@ -295,6 +330,9 @@ class SwitchWorker:
                     int(s["reservation_id"]),
                     float(s["answered_at"]),
                     int(s["max_duration"]),
+                    # the worker before us may have died in the middle of a move, leaving the
+                    # switch without a hangup: put it where the paid time ends
+                    reschedule_pending=True,
                 )
             except (KeyError, ValueError):
                 log.warning("%s: unreadable live call %r skipped", self.node, s.get("uuid"))

@@ -49,7 +49,7 @@ def reservation_for_control(conn: psycopg.Connection[Any], call_uuid: str) -> di
     """The call's reservation with what the worker needs: account, rate, paid time, cap."""
     return conn.execute(
         "SELECT r.id, r.account_id, a.number AS account, r.call_uuid, r.amount, r.rate_id,"
-        " r.max_duration, r.status, r.node, r.answered_at, r.created_at"
+        " r.max_duration, r.extensions, r.status, r.node, r.answered_at, r.created_at"
         " FROM reservations r JOIN accounts a ON a.id = r.account_id WHERE r.call_uuid = %s",
         (call_uuid,),
     ).fetchone()

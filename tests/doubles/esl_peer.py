@@ -6,7 +6,10 @@ on a wrong one), refuses other commands before auth (``-ERR command not found``)
 and ``exit``, exactly as the captures in shared/fixtures/freeswitch/esl/control show. It
 models the scheduler of FreeSWITCH 1.10 for the commands Apolo uses: ``sched_hangup`` and
 ``sched_broadcast`` add a task to the group named by the channel uuid (a second one does not
-replace the first), ``sched_del <uuid>`` removes the whole group and answers how many.
+replace the first), ``sched_del <uuid>`` removes the whole group and answers how many;
+a pending ``sched_hangup`` fires at its time and ends the channel with its cause (kept in
+``ended``, as is a ``uuid_kill``). The scheduler runs lazily, whenever the peer is asked
+anything (``ended_at`` for a test's switch stand-in).
 Events are built from the captured CHANNEL_ANSWER / CHANNEL_HANGUP_COMPLETE frames (plain or
 json, with the right Content-Length), or replayed verbatim from a captured stream. Every
 command received is recorded in ``commands``.
@@ -17,6 +20,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,6 +77,13 @@ class EslPeer:
         self.answered_us: dict[str, str] = {}
         self.connections = 0
         self.drop_after: str | None = None  # drop every connection once after this api verb
+        # the first api command with this verb runs, but its reply waits this long (a slow
+        # switch, or a worker that dies before it reads the reply)
+        self.stall: tuple[str, float] | None = None
+        self.refusing = False  # close new connections at once (a switch restarting)
+        # uuid -> (epoch, cause) of the earliest pending sched_hangup of the channel's group
+        self.hangup_due: dict[str, tuple[float, str]] = {}
+        self.ended: dict[str, tuple[float, str]] = {}  # ended by the scheduler or uuid_kill
         self._clients: list[_Client] = []
         self._lock = threading.Lock()
         self._server = socket.create_server(("127.0.0.1", 0))
@@ -103,9 +114,17 @@ class EslPeer:
         with self._lock:
             self.channels[uuid] = {"uuid": uuid, "direction": "inbound", "state": "CS_EXECUTE"}
 
-    def answer(self, uuid: str, answered_at: float) -> None:
-        """CHANNEL_ANSWER of ``uuid``, answered at epoch ``answered_at``."""
+    def answer(self, uuid: str, answered_at: float, hangup_in: int | None = None) -> None:
+        """CHANNEL_ANSWER of ``uuid``, answered at epoch ``answered_at``.
+
+        ``hangup_in``: the dialplan's ``execute_on_answer=sched_hangup +N``, run at the answer.
+        """
         self.answer_silently(uuid, answered_at)
+        if hangup_in is not None:
+            with self._lock:
+                task = f"sched_hangup +{hangup_in} {uuid} ALLOTTED_TIMEOUT"
+                self.tasks.setdefault(uuid, []).append(task)
+                self.hangup_due[uuid] = (answered_at + hangup_in, "ALLOTTED_TIMEOUT")
         self.push(
             self._answer,
             {
@@ -124,10 +143,29 @@ class EslPeer:
 
     def hangup(self, uuid: str, cause: str = "NORMAL_CLEARING") -> None:
         with self._lock:
-            self.channels.pop(uuid, None)
-            self.answered_us.pop(uuid, None)
-            self.tasks.pop(uuid, None)
+            self._gone(uuid)
         self.push(self._hangup, {"Unique-ID": uuid, "Hangup-Cause": cause})
+
+    def end_call(self, uuid: str, at: float) -> tuple[float, str]:
+        """The caller hangs up at ``at`` unless the call ended before: (end epoch, cause)."""
+        with self._lock:
+            self._run_scheduler(at)
+            ended = self.ended.get(uuid) or (at, "NORMAL_CLEARING")
+            self._gone(uuid)
+        self.push(self._hangup, {"Unique-ID": uuid, "Hangup-Cause": ended[1]})
+        return ended
+
+    def ended_at(self, uuid: str) -> tuple[float, str] | None:
+        """When and why the channel ended (scheduled hangup, uuid_kill), or None if still up."""
+        with self._lock:
+            self._run_scheduler(time.time())
+            return self.ended.get(uuid)
+
+    def unscheduled(self) -> set[str]:
+        """Answered channels with no pending hangup in the scheduler."""
+        with self._lock:
+            self._run_scheduler(time.time())
+            return {u for u, t in self.answered_us.items() if t != "0"} - set(self.hangup_due)
 
     def push(self, template: dict[str, str], changes: dict[str, str]) -> None:
         headers = {**template, **changes}
@@ -183,12 +221,29 @@ class EslPeer:
         with self._lock:
             return [c for c in self._clients if c.fmt and (name in c.events or "ALL" in c.events)]
 
+    def _gone(self, uuid: str) -> None:
+        self.channels.pop(uuid, None)
+        self.answered_us.pop(uuid, None)
+        self.tasks.pop(uuid, None)
+        self.hangup_due.pop(uuid, None)
+
+    def _run_scheduler(self, now: float) -> None:
+        """Fire the hangups due by ``now`` (under the lock)."""
+        for uuid, (due, cause) in list(self.hangup_due.items()):
+            if due <= now:
+                if uuid in self.channels:
+                    self.ended.setdefault(uuid, (due, cause))
+                self._gone(uuid)
+
     def _accept(self) -> None:
         while not self._stopped:
             try:
                 sock, _ = self._server.accept()
             except OSError:
                 return
+            if self.refusing:
+                sock.close()
+                continue
             client = _Client(sock)
             with self._lock:
                 self._clients.append(client)
@@ -196,6 +251,14 @@ class EslPeer:
             threading.Thread(target=self._serve, args=(client,), daemon=True).start()
 
     def _serve(self, client: _Client) -> None:
+        try:
+            self._converse(client)
+        finally:
+            with self._lock:  # a closed connection no longer counts as subscribed
+                if client in self._clients:
+                    self._clients.remove(client)
+
+    def _converse(self, client: _Client) -> None:
         client.send(b"Content-Type: auth/request\n\n")
         buf = b""
         while True:
@@ -246,6 +309,9 @@ class EslPeer:
             self._reply(client, f"+OK event listener enabled {fmt}")
         elif verb == "api":
             body = self._api(rest).encode()
+            if self.stall and rest.split()[0] == self.stall[0]:
+                delay, self.stall = self.stall[1], None
+                time.sleep(delay)
             client.send(
                 f"Content-Type: api/response\nContent-Length: {len(body)}\n\n".encode() + body
             )
@@ -265,6 +331,7 @@ class EslPeer:
         args = line.split()
         name = args[0] if args else ""
         with self._lock:
+            self._run_scheduler(time.time())
             if line == "show channels as json":
                 rows = list(self.channels.values())
                 if not rows:
@@ -275,14 +342,20 @@ class EslPeer:
                 if name == "sched_hangup" and uuid not in self.channels:
                     return "-ERR No such channel!\n"
                 self.tasks.setdefault(uuid, []).append(line)
+                if name == "sched_hangup":
+                    cause = args[3] if len(args) > 3 else "ALLOTTED_TIMEOUT"
+                    due = (time.time() + int(args[1].lstrip("+")), cause)
+                    self.hangup_due[uuid] = min(self.hangup_due.get(uuid, due), due)
                 return "+OK\n" if name == "sched_hangup" else "+OK Message Scheduled\n"
             if name == "sched_del" and len(args) == 2:
+                self.hangup_due.pop(args[1], None)
                 return f"+OK Deleted: {len(self.tasks.pop(args[1], []))}\n"
             if name == "uuid_kill" and len(args) >= 2:
-                if self.channels.pop(args[1], None) is None:
+                if args[1] not in self.channels:
                     return "-ERR No such channel!\n"
-                self.tasks.pop(args[1], None)
-                self.answered_us.pop(args[1], None)
+                cause = args[2] if len(args) > 2 else "NORMAL_CLEARING"
+                self.ended.setdefault(args[1], (time.time(), cause))
+                self._gone(args[1])
                 return "+OK\n"
             if name == "uuid_getvar" and len(args) == 3:
                 # as captured: the bare value, no trailing newline; _undef_ when unset
