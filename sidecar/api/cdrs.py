@@ -110,8 +110,23 @@ def export_stream(database_url: str, flt: cdrs_repo.CdrFilter) -> Iterator[str]:
     """The CSV, produced as it is read; the connection closes when the stream ends."""
     with psycopg.connect(database_url, autocommit=False) as conn:
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        yield from format_cdr_csv(cdrs_repo.stream_export(conn, flt))
+        yield from _chunked(format_cdr_csv(cdrs_repo.stream_export(conn, flt)))
         conn.rollback()
+
+
+def _chunked(lines: Iterable[str], size: int = 64 * 1024) -> Iterator[str]:
+    """About ``size`` characters per chunk: a line per write would cost the server a send
+    (and a chunk header) per CDR."""
+    buffer: list[str] = []
+    length = 0
+    for line in lines:
+        buffer.append(line)
+        length += len(line)
+        if length >= size:
+            yield "".join(buffer)
+            buffer, length = [], 0
+    if buffer:
+        yield "".join(buffer)
 
 
 class _Echo:

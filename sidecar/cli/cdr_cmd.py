@@ -182,13 +182,35 @@ def cdr() -> None:
     help="Sidecar base URL.",
 )
 @click.option("--keep", is_flag=True, help="Do not delete the files the sidecar accepted.")
-def replay(directory: Path, url: str, keep: bool) -> None:
+@click.option(
+    "--direct",
+    is_flag=True,
+    help="Straight into PostgreSQL (DATABASE_URL), in batches: for big backlogs.",
+)
+@click.option("--batch", default=2000, show_default=True, help="CDRs per transaction (--direct).")
+@click.option("--jobs", default=0, help="Parsing processes (--direct); default: one per CPU.")
+def replay(directory: Path, url: str, keep: bool, direct: bool, batch: int, jobs: int) -> None:
     """Post every *.cdr.xml of a mod_xml_cdr err-log-dir DIRECTORY to the sidecar.
 
     Accepted files are deleted, files the sidecar refuses (4xx) move to DIRECTORY/rejected/
     with a .reason file, and the rest (5xx, sidecar unreachable) stay for the next run.
     Credentials: APOLO_FS_USER (default freeswitch) and APOLO_FS_PASSWORD.
+
+    With --direct the files skip HTTP: they are parsed by a pool of processes and stored
+    and charged by the sidecar's own intake code, a batch per transaction, deleted only
+    after its commit (same database settings as the sidecar).
     """
+    if direct:
+        from sidecar.cli.cdr_bulk import replay_direct
+        from sidecar.config import load_settings
+
+        if batch < 1:
+            raise click.UsageError("--batch must be at least 1")
+        result = replay_direct(spooled_files(directory), load_settings(), batch, jobs or None, keep)
+        click.echo(result.summary())
+        if result.rejected:
+            raise click.exceptions.Exit(1)
+        return
     password = os.environ.get("APOLO_FS_PASSWORD", "")
     if not password:
         raise click.UsageError("APOLO_FS_PASSWORD is not set")

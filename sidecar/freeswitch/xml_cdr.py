@@ -244,7 +244,8 @@ def _variables(root: etree._Element) -> dict[str, str]:
     for child in node:
         tag = child.tag
         if isinstance(tag, str) and tag not in out:  # first value wins, like get_variable
-            out[tag] = unquote(child.text or "", errors="replace")
+            text = child.text or ""
+            out[tag] = unquote(text, errors="replace") if "%" in text else text
     return out
 
 

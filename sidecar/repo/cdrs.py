@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -66,14 +67,88 @@ def insert_new(conn: psycopg.Connection[Any], row: dict[str, Any]) -> int | None
     return None if found is None else int(found["id"])
 
 
-def stored(conn: psycopg.Connection[Any], call_uuid: str, leg: str) -> dict[str, Any] | None:
-    """The stored CDR of this leg (id, billing status, cost, account number), if any."""
-    return conn.execute(
-        "SELECT c.id, c.billing_status, c.cost, a.number AS account"
-        " FROM cdrs c LEFT JOIN accounts a ON a.id = c.account_id"
-        " WHERE c.call_uuid = %s AND c.leg = %s",
-        (call_uuid, leg),
-    ).fetchone()
+@dataclass(frozen=True)
+class IntakeContext:
+    """What CDR intake reads before deciding, in one round trip and without locks: the
+    leg's stored CDR (a retry), the call's reservation and the account holding it."""
+
+    stored: dict[str, Any] | None
+    reservation: dict[str, Any] | None
+    account: dict[str, Any] | None
+
+
+_INTAKE = (
+    "SELECT q.n, k.id AS k_id, k.billing_status AS k_billing_status, k.cost AS k_cost,"
+    " ka.number AS k_account,"
+    " r.id AS r_id, r.account_id AS r_account_id, r.call_uuid AS r_call_uuid,"
+    " r.amount AS r_amount, r.callee AS r_callee, r.status AS r_status,"
+    " a.id AS a_id, a.number AS a_number, a.plan_id AS a_plan_id, a.type AS a_type,"
+    " a.status AS a_status"
+    " FROM unnest(%b::text[], %b::text[]) WITH ORDINALITY AS q(uuid, leg, n)"
+    " LEFT JOIN cdrs k ON k.call_uuid = q.uuid AND k.leg = q.leg"
+    " LEFT JOIN accounts ka ON ka.id = k.account_id"
+    " LEFT JOIN reservations r ON r.call_uuid = q.uuid"
+    " LEFT JOIN accounts a ON a.id = r.account_id"
+)
+
+
+def _part(row: dict[str, Any], prefix: str, keys: tuple[str, ...]) -> dict[str, Any] | None:
+    if row[f"{prefix}_id"] is None:
+        return None
+    return {key: row[f"{prefix}_{key}"] for key in keys}
+
+
+def intake_contexts(
+    conn: psycopg.Connection[Any], legs: Sequence[tuple[str, str]]
+) -> list[IntakeContext]:
+    """The context of each (call_uuid, leg), in order: one round trip for any number."""
+    found = conn.execute(_INTAKE, ([u for u, _ in legs], [leg for _, leg in legs])).fetchall()
+    by_n = {int(r["n"]): r for r in found}
+    out = []
+    for n in range(1, len(legs) + 1):
+        row = by_n[n]
+        out.append(
+            IntakeContext(
+                _part(row, "k", ("id", "billing_status", "cost", "account")),
+                _part(row, "r", ("id", "account_id", "call_uuid", "amount", "callee", "status")),
+                _part(row, "a", ("id", "number", "plan_id", "type", "status")),
+            )
+        )
+    return out
+
+
+def _json_value(value: object) -> object:
+    if isinstance(value, Decimal):
+        return str(value)  # exact: jsonb_populate_record reads it back as numeric
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"cannot encode {type(value).__name__} into a CDR row")
+
+
+def _dumps(row: object) -> str:
+    return json.dumps(row, default=_json_value, separators=(",", ":"))
+
+
+def settle(
+    conn: psycopg.Connection[Any], rows: list[dict[str, Any]], actor: str
+) -> list[dict[str, Any] | None]:
+    """Store the CDR ``rows`` and apply their money decisions (``apolo_settle_cdrs``): one
+    round trip for one CDR or a batch. One result per row, in row order: ``cdr_id``,
+    ``billing_status``, ``cost``, ``account``, ``balance_before``, ``balance_after`` and
+    ``low_balance_threshold``; None for a row that was not stored because its call leg
+    already was (earlier, by a concurrent twin, or by an earlier row of ``rows``)."""
+    payload = []
+    for row in rows:
+        values = {c: row.get(c) for c in _COLUMNS if c != "raw_xml"}
+        values["linked_uuids"] = list(row.get("linked_uuids") or [])
+        values["apolo_vars"] = row.get("apolo_vars") or {}
+        payload.append(values)
+    found = conn.execute(
+        "SELECT * FROM apolo_settle_cdrs(%s, %b, %s)",  # %b: no escaping of kilobytes of XML
+        (Jsonb(payload, _dumps), [row.get("raw_xml") for row in rows], actor),
+    ).fetchall()
+    by_leg = {(r["call_uuid"], r["leg"]): dict(r) for r in found}
+    return [by_leg.pop((row["call_uuid"], row["leg"]), None) for row in rows]
 
 
 def find(

@@ -107,6 +107,11 @@ def authorize(
         callee=normalize_number(req.callee),
     )
     reason = reserved["reason"]
+    if reason == "account_not_found" and directory is not None:
+        # the cache named an account deleted (and maybe recreated) before the announcement
+        # reached this worker: forget it and ask the database
+        directory.invalidate()
+        return authorize(conn, catalog, settings, req, now)
     if reason == "duplicate_call":  # the uuid already holds another account's reservation
         return AuthorizeResult(False, "duplicate_call", req.uuid, number, rate=rate)
     if reason != "authorized":

@@ -8,6 +8,7 @@ inbound A leg of a call none of whose linked legs holds a reservation, and its c
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -19,7 +20,7 @@ from sidecar.rating import Rate, billed_seconds, call_cost, normalize_number
 from sidecar.repo import accounts as accounts_repo
 from sidecar.repo import cdrs as cdrs_repo
 from sidecar.repo import reservations as reservations_repo
-from sidecar.services.alerts import check_low_balance
+from sidecar.services.alerts import check_low_balance, crossed
 from sidecar.services.rate_catalog import RateCatalog
 
 ZERO = Decimal("0.0000")
@@ -36,11 +37,15 @@ class IngestResult:
 
 
 def _who_pays(
-    conn: psycopg.Connection[Any], record: CdrRecord, reservation: dict[str, Any] | None
+    conn: psycopg.Connection[Any],
+    record: CdrRecord,
+    reservation: dict[str, Any] | None,
+    holder: dict[str, Any] | None,
 ) -> tuple[dict[str, Any] | None, str, str]:
-    """(account that pays or None, status when nobody pays, note)."""
+    """(account that pays or None, status when nobody pays, note). ``holder`` is the
+    account holding ``reservation``."""
     if reservation is not None:
-        return accounts_repo.get_by_id(conn, int(reservation["account_id"])), "", ""
+        return holder, "", ""
     if record.leg != "a" or record.direction != "inbound":
         return (
             None,
@@ -67,15 +72,66 @@ def ingest(
     raw_xml: str | None,
     source: str = "freeswitch",
 ) -> IngestResult:
-    known = cdrs_repo.stored(conn, record.uuid, record.leg)
-    if known is not None:  # a retry or a replay: answer what the first arrival decided
-        return _duplicate(known, record.uuid)
-    reservation = reservations_repo.for_call(conn, record.uuid)
-    account, unpaid_status, note = _who_pays(conn, record, reservation)
-    if account is not None:
-        accounts_repo.lock(conn, int(account["id"]))  # account first, then its reservation
-        if reservation is not None:
-            reservation = reservations_repo.for_call(conn, record.uuid, lock=True)
+    return ingest_many(conn, catalog, [(record, raw_xml)], source)[0]
+
+
+def ingest_many(
+    conn: psycopg.Connection[Any],
+    catalog: RateCatalog,
+    arrivals: Sequence[tuple[CdrRecord, str | None]],
+    source: str = "freeswitch",
+    actor: str = "freeswitch",
+) -> list[IngestResult]:
+    """Ingest CDRs (with their raw documents), one result each, in order.
+
+    Decides from one unlocked read of every CDR's context, then stores and settles them all
+    in one statement that takes the locks (``apolo_settle_cdrs``): two round trips for a
+    reserved call's CDR or for a batch of them, one for a retry. What the decision reads
+    does not change under it: a reservation's account and callee are fixed, and a
+    concurrent twin of a CDR is caught by the insert. The caller commits.
+    """
+    contexts = cdrs_repo.intake_contexts(conn, [(r.uuid, r.leg) for r, _ in arrivals])
+    results: list[IngestResult | None] = [None] * len(arrivals)
+    rows: list[dict[str, Any]] = []
+    slots: list[int] = []
+    for n, ((record, raw_xml), context) in enumerate(zip(arrivals, contexts, strict=True)):
+        if context.stored is not None:  # a retry or a replay: what the first arrival decided
+            results[n] = _duplicate(context.stored, record.uuid)
+        else:
+            rows.append(_decide(conn, catalog, record, raw_xml, context, source))
+            slots.append(n)
+    settled_rows = cdrs_repo.settle(conn, rows, actor) if rows else []
+    twins: list[int] = []
+    for n, row, settled in zip(slots, rows, settled_rows, strict=True):
+        if settled is None:  # stored first by a concurrent twin or an earlier row of the batch
+            twins.append(n)
+            continue
+        status = str(row["billing_status"])
+        before, after = settled["balance_before"], settled["balance_after"]
+        if status == "charged" and crossed(settled["low_balance_threshold"], before, after):
+            check_low_balance(conn, int(row["account_id"]), Decimal(before), Decimal(after))
+        cost = ZERO if row["cost"] is None else Decimal(row["cost"])
+        results[n] = IngestResult(int(settled["cdr_id"]), False, status, cost,
+                                  settled["account"], arrivals[n][0].uuid)  # fmt: skip
+    if twins:  # a new statement: it sees what a concurrent twin committed meanwhile
+        legs = [(arrivals[n][0].uuid, arrivals[n][0].leg) for n in twins]
+        for n, context in zip(twins, cdrs_repo.intake_contexts(conn, legs), strict=True):
+            assert context.stored is not None, "a CDR neither stored nor already there"
+            results[n] = _duplicate(context.stored, arrivals[n][0].uuid)
+    return [r for r in results if r is not None]
+
+
+def _decide(
+    conn: psycopg.Connection[Any],
+    catalog: RateCatalog,
+    record: CdrRecord,
+    raw_xml: str | None,
+    context: cdrs_repo.IntakeContext,
+    source: str,
+) -> dict[str, Any]:
+    """The CDR's row as it will be stored: who pays, at what rate, for how much."""
+    reservation = context.reservation
+    account, unpaid_status, note = _who_pays(conn, record, reservation, context.account)
 
     destination = normalize_number(
         reservation["callee"] if reservation and reservation["callee"] else record.callee
@@ -99,49 +155,38 @@ def ingest(
     if reservation and status == "charged" and cost > Decimal(reservation["amount"]):
         notes.append(f"cost exceeds the reservation of {reservation['amount']}")
 
-    cdr_id = cdrs_repo.insert_new(
-        conn,
-        {
-            "source": source,
-            "call_uuid": record.uuid,
-            "leg": record.leg,
-            "core_uuid": record.core_uuid,
-            "switchname": record.switchname,
-            "direction": record.direction,
-            "caller": record.caller,
-            "callee": record.callee,
-            "destination": destination,
-            "account_id": None if account is None else int(account["id"]),
-            "reservation_id": None if reservation is None else int(reservation["id"]),
-            "start_at": record.start_at,
-            "answer_at": record.answer_at,
-            "end_at": record.end_at,
-            "billusec": record.billusec,
-            "billsec": record.billsec,
-            "fs_billsec": record.fs_billsec,
-            "hangup_cause": record.hangup_cause,
-            "hangup_cause_q850": record.hangup_cause_q850,
-            "rate_id": None if rate is None else rate.id,
-            "rate_prefix": None if rate is None else rate.prefix,
-            "rate_per_minute": None if rate is None else rate.rate_per_minute,
-            "connection_fee": None if rate is None else rate.connection_fee,
-            "billed_seconds": None if rate is None else _billed(rate, record.billsec),
-            "cost": cost if status == "charged" else None,
-            "billing_status": status,
-            "billing_note": "; ".join(notes) or None,
-            "linked_uuids": record.linked_uuids,
-            "apolo_vars": record.apolo_vars,
-            "raw_xml": raw_xml,
-        },
-    )
-    if cdr_id is None:  # a concurrent arrival of the same CDR committed first
-        known = cdrs_repo.stored(conn, record.uuid, record.leg)
-        assert known is not None
-        return _duplicate(known, record.uuid)
-    number = None if account is None else str(account["number"])
-
-    _settle(conn, account, reservation, status, cost, cdr_id)
-    return IngestResult(cdr_id, False, status, cost, number, record.uuid)
+    return {
+        "source": source,
+        "call_uuid": record.uuid,
+        "leg": record.leg,
+        "core_uuid": record.core_uuid,
+        "switchname": record.switchname,
+        "direction": record.direction,
+        "caller": record.caller,
+        "callee": record.callee,
+        "destination": destination,
+        "account_id": None if account is None else int(account["id"]),
+        "reservation_id": None if reservation is None else int(reservation["id"]),
+        "start_at": record.start_at,
+        "answer_at": record.answer_at,
+        "end_at": record.end_at,
+        "billusec": record.billusec,
+        "billsec": record.billsec,
+        "fs_billsec": record.fs_billsec,
+        "hangup_cause": record.hangup_cause,
+        "hangup_cause_q850": record.hangup_cause_q850,
+        "rate_id": None if rate is None else rate.id,
+        "rate_prefix": None if rate is None else rate.prefix,
+        "rate_per_minute": None if rate is None else rate.rate_per_minute,
+        "connection_fee": None if rate is None else rate.connection_fee,
+        "billed_seconds": None if rate is None else _billed(rate, record.billsec),
+        "cost": cost if status == "charged" else None,
+        "billing_status": status,
+        "billing_note": "; ".join(notes) or None,
+        "linked_uuids": record.linked_uuids,
+        "apolo_vars": record.apolo_vars,
+        "raw_xml": raw_xml,
+    }  # charged at 0.0000 still gets its ledger row: one row per charge
 
 
 def _duplicate(known: dict[str, Any], uuid: str) -> IngestResult:
@@ -149,42 +194,6 @@ def _duplicate(known: dict[str, Any], uuid: str) -> IngestResult:
     return IngestResult(
         int(known["id"]), True, known["billing_status"], cost, known["account"], uuid
     )
-
-
-def _settle(
-    conn: psycopg.Connection[Any],
-    account: dict[str, Any] | None,
-    reservation: dict[str, Any] | None,
-    status: str,
-    cost: Decimal,
-    cdr_id: int,
-) -> None:
-    if account is None:
-        return
-    account_id = int(account["id"])
-    is_open = reservation is not None and reservation["status"] == "open"
-    held = Decimal(reservation["amount"]) if is_open and reservation else ZERO
-    calls = 1 if is_open else 0
-    reservation_id = None if reservation is None else int(reservation["id"])
-    if status == "charged":  # a 0.0000 charge still gets its ledger row: one row per charge
-        after = accounts_repo.move_balance(
-            conn,
-            account_id,
-            -cost,
-            kind="call_charge",
-            actor="freeswitch",
-            note=f"call {reservation['call_uuid'] if reservation else ''}".strip(),
-            cdr_id=cdr_id,
-            reservation_id=reservation_id,
-            release_reserved=held,
-            release_calls=calls,
-        )
-        check_low_balance(conn, account_id, after + cost, after)
-    elif is_open:
-        accounts_repo.release(conn, account_id, held, calls)
-    if is_open and reservation_id is not None:
-        closed = "charged" if status == "charged" else "released"
-        reservations_repo.close(conn, reservation_id, closed, f"CDR {cdr_id} {status}")
 
 
 def _billed(rate: Rate, billsec: int) -> int:

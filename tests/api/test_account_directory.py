@@ -121,3 +121,29 @@ def test_plan_change_and_suspension_reach_the_cache(client, app, seed, db_url) -
     with psycopg.connect(db_url) as c:
         c.execute("UPDATE accounts SET status = 'suspended' WHERE number = '300001'")
     assert _auth(client, "p-s")["reason"] == "account_suspended"  # apolo_reserve() re-checks
+
+
+def test_a_cached_account_gone_is_looked_up_again(app, seed, db_url) -> None:  # type: ignore[no-untyped-def]
+    """The account was deleted and recreated (new id, same ANI) and this worker has not yet
+    heard the NOTIFY: the cached id makes apolo_reserve() answer account_not_found; the
+    worker must not refuse the call for that, but forget the cache and look again."""
+    seed.account("300009", anis=["5550009"], balance="100.00")
+    catalog, directory = app.extensions["apolo_rates"], app.extensions["apolo_accounts"]
+    settings = load_settings(database_url=db_url)
+    with psycopg.connect(db_url, row_factory=dict_row, autocommit=True) as conn:
+        catalog.index(seed.plans[-1])
+        _wait_listening(app)
+        req = AuthorizeRequest("call-1", "5550009", "51987654321")
+        now = datetime.now(UTC)
+        first = authorize(conn, catalog, settings, req, now, directory)
+        assert first.authorized
+        cached = directory.find_for_call(conn, None, "5550009", trusted=True)
+        stale = {**cached, "id": int(cached["id"]) + 1_000_000}  # an id no account has
+        directory._entries[("ani", "5550009")] = stale  # as if the NOTIFY had not arrived
+
+        req2 = AuthorizeRequest("call-2", "5550009", "51987654321")
+        again = authorize(conn, catalog, settings, req2, now, directory)
+
+    assert again.authorized, again.reason
+    assert again.account == "300009"
+    assert ("ani", "5550009") not in directory._entries  # the stale entry is gone
