@@ -10,7 +10,11 @@ from flask import Flask, Response
 from sidecar.config import load_settings
 from sidecar.db import connect_cli, discard_request, finish_request
 from sidecar.errors import register_error_handlers
+from sidecar.redis_store import redis_for
+from sidecar.services import live_calls
 from sidecar.services.account_directory import AccountDirectory
+from sidecar.services.cdr_batcher import CdrBatcher
+from sidecar.services.cdr_ingest import IngestResult
 from sidecar.services.rate_catalog import RateCatalog
 
 
@@ -30,6 +34,19 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
         lambda: connect_cli(settings.database_url),
         settings.rate_poll_seconds,
         on_accounts_changed=directory.invalidate,
+        database_url=settings.database_url,
+        index_dir=settings.index_dir,
+    )
+
+    def forget_live_calls(results: list[IngestResult]) -> None:
+        fresh = [r.uuid for r in results if not r.duplicate]
+        if fresh:
+            live_calls.remove_many(redis_for(settings.redis_url), fresh)
+
+    app.extensions["apolo_cdrs"] = CdrBatcher(
+        lambda: connect_cli(settings.database_url),
+        app.extensions["apolo_rates"],
+        on_commit=forget_live_calls,
     )
     register_error_handlers(app)
 

@@ -46,6 +46,9 @@ class Settings:
     bridge_template: str = "sofia/gateway/pstn/{callee}"
     # how often each worker double-checks rate-plan versions besides LISTEN/NOTIFY
     rate_poll_seconds: float = 0.5
+    # where the rate-plan LPM index files live, shared by the workers of a host (one
+    # subdirectory per database); empty: $TMPDIR/apolo-rates-<uid>
+    index_dir: str = ""
     # keep the decoded CDR document next to the CDR row
     keep_raw_cdr: bool = True
     log_level: str = "INFO"
@@ -66,6 +69,7 @@ _ENV = {
     "dialplan_contexts": "APOLO_DIALPLAN_CONTEXTS",
     "bridge_template": "APOLO_BRIDGE_TEMPLATE",
     "rate_poll_seconds": "APOLO_RATE_POLL_SECONDS",
+    "index_dir": "APOLO_INDEX_DIR",
     "keep_raw_cdr": "APOLO_KEEP_RAW_CDR",
     "log_level": "APOLO_LOG_LEVEL",
 }

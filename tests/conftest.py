@@ -209,6 +209,7 @@ def app(db_url: str, redis_url: str):  # type: ignore[no-untyped-def]
     application = make_app(db_url, redis_url)
     yield application
     application.extensions["apolo_rates"].stop()
+    application.extensions["apolo_cdrs"].stop()
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from flask import current_app, request
 from sidecar.config import Settings
 from sidecar.errors import ApiError
 from sidecar.redis_store import redis_for
+from sidecar.services.cdr_batcher import CdrBatcher
 from sidecar.services.rate_catalog import RateCatalog
 
 
@@ -32,6 +33,10 @@ def settings() -> Settings:
 
 def catalog() -> RateCatalog:
     return current_app.extensions["apolo_rates"]  # type: ignore[no-any-return]
+
+
+def cdr_batcher() -> CdrBatcher:
+    return current_app.extensions["apolo_cdrs"]  # type: ignore[no-any-return]
 
 
 def redis_client() -> redis.Redis:

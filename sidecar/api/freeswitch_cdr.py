@@ -1,7 +1,8 @@
 """POST /freeswitch/cdr: mod_xml_cdr posts, in every encoding FreeSWITCH sends.
 
-2xx only after the commit (the app commits in after_request and turns a failed commit
-into a 5xx); any failure is non-2xx so FreeSWITCH retries, then spools to err-log-dir.
+2xx only after the commit: the CDR goes through the worker's group-commit settler
+(``services.cdr_batcher``), which answers once the transaction holding it has committed;
+any failure is non-2xx so FreeSWITCH retries, then spools to err-log-dir.
 """
 
 from __future__ import annotations
@@ -10,14 +11,12 @@ import logging
 
 from flask import Blueprint, jsonify, request
 
-from sidecar.api._request import catalog, redis_client, settings
+from sidecar.api._request import cdr_batcher, settings
 from sidecar.auth import SWITCH, require
-from sidecar.db import after_commit, get_conn
+from sidecar.db import after_commit
 from sidecar.errors import ApiError
 from sidecar.freeswitch.xml_cdr import decode_post, parse_cdr
 from sidecar.metrics import CDRS
-from sidecar.services import live_calls
-from sidecar.services.cdr_ingest import ingest
 
 bp = Blueprint("freeswitch_cdr", __name__, url_prefix="/freeswitch")
 log = logging.getLogger(__name__)
@@ -43,10 +42,8 @@ def post_cdr():  # type: ignore[no-untyped-def]
             {"query": post.uuid_hint, "document": record.uuid},
         )
     raw = post.xml.decode("utf-8") if cfg.keep_raw_cdr else None
-    result = ingest(get_conn(), catalog(), record, raw)
-    if not result.duplicate:
-        uuid = record.uuid
-        after_commit(lambda: live_calls.remove(redis_client(), uuid))
+    # committed when it returns, the call gone from the live table (sidecar.app)
+    result = cdr_batcher().ingest(record, raw)
     counted = CDRS.labels(result.billing_status, "true" if result.duplicate else "false")
     after_commit(counted.inc)
     log.info(

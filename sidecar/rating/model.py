@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import NamedTuple
 
 
-@dataclass(frozen=True, slots=True)
-class Rate:
+class Rate(NamedTuple):
+    """One rate of a plan. Immutable; a named tuple rather than a frozen dataclass because
+    every lookup makes one, and a tuple is made about four times faster."""
+
     id: int
     prefix: str
     name: str

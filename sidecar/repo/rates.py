@@ -35,48 +35,110 @@ def plan_snapshot(
                 " ORDER BY prefix, priority DESC, effective_start DESC",
                 (plan_id,),
             )
+            yield plan_version(conn, plan_id), iter(cur)
+
+
+def plan_version(conn: psycopg.Connection[Any], plan_id: int) -> int:
+    """The plan's version; 0 when there is no such plan."""
+    row = conn.execute("SELECT version FROM rate_plans WHERE id = %s", (plan_id,)).fetchone()
+    return 0 if row is None else int(row["version"])
+
+
+def database_identity(conn: psycopg.Connection[Any]) -> tuple[str, int]:
+    """``(cluster, database oid)``, a name for this database that no other database has,
+    nor this one after a restore to another timeline: the cluster is its system
+    identifier and timeline where the control functions are granted, else the server's
+    start time (also new after a restore)."""
+    oid = "(SELECT oid FROM pg_database WHERE datname = current_database()) AS oid"
+    try:
+        with conn.transaction():
             row = conn.execute(
-                "SELECT version FROM rate_plans WHERE id = %s", (plan_id,)
-            ).fetchone()
-            version = 0 if row is None else int(row["version"])
-            yield version, iter(cur)
+                "SELECT s.system_identifier || '.' || c.timeline_id AS cluster, " + oid
+                + " FROM pg_control_system() s, pg_control_checkpoint() c"
+            ).fetchone()  # fmt: skip
+    except psycopg.errors.InsufficientPrivilege:
+        row = conn.execute(
+            "SELECT 'started' || (extract(epoch FROM pg_postmaster_start_time()) * 1000000)"
+            "::bigint AS cluster, " + oid
+        ).fetchone()
+    assert row is not None
+    return str(row["cluster"]), int(row["oid"])
 
 
-_TEXT_SNAPSHOT = (
-    "SELECT concat_ws(' ', id, prefix, rate_per_minute, connection_fee, initial_increment,"
-    " increment, (extract(epoch FROM effective_start) * 1000000)::bigint,"
-    " coalesce(((extract(epoch FROM effective_end) * 1000000)::bigint)::text, ''), priority),"
-    " name"
+def database_oids(conn: psycopg.Connection[Any]) -> set[int]:
+    return {int(r["oid"]) for r in conn.execute("SELECT oid FROM pg_database").fetchall()}
+
+
+# one line per rate: id, prefix, the tariff as ``RateIndex.from_text`` reads it, name
+# (backslash, newline and tab escaped as COPY text format does)
+_LINE = (
+    "id || E'\\t' || prefix || E'\\t' || concat_ws(' ', rate_per_minute, connection_fee,"
+    " initial_increment, increment, (extract(epoch FROM effective_start) * 1000000)::bigint,"
+    " coalesce(((extract(epoch FROM effective_end) * 1000000)::bigint)::text, ''), priority)"
+    " || E'\\t' || replace(replace(replace(name, E'\\\\', E'\\\\\\\\'), E'\\n', E'\\\\n'),"
+    " E'\\t', E'\\\\t') || E'\\n'"
+)
+_SNAPSHOT = (
+    "SELECT convert_to(string_agg(line, ''), 'UTF8') AS text FROM (SELECT " + _LINE + " AS line"
     " FROM rates WHERE plan_id = %s AND enabled"
-    ' ORDER BY prefix COLLATE "C", priority DESC, effective_start DESC'
+    ' ORDER BY prefix COLLATE "C", priority DESC, effective_start DESC) ordered'
+)
+_COPY_SNAPSHOT = (
+    "COPY (SELECT id, prefix, concat_ws(' ', rate_per_minute, connection_fee,"
+    " initial_increment, increment, (extract(epoch FROM effective_start) * 1000000)::bigint,"
+    " coalesce(((extract(epoch FROM effective_end) * 1000000)::bigint)::text, ''), priority),"
+    " name FROM rates WHERE plan_id = %s AND enabled"
+    ' ORDER BY prefix COLLATE "C", priority DESC, effective_start DESC) TO STDOUT'
 )
 
 
 @contextmanager
 def plan_snapshot_text(
-    conn: psycopg.Connection[Any], plan_id: int
-) -> Iterator[tuple[int, Iterator[tuple[str, str]]]]:
-    """Like ``plan_snapshot``, in ``RateIndex.from_text_rows`` form (one packed text
-    column and the name): typing 11 columns per row in the driver was most of the reload
-    time of a million-rate plan; this way a tariff is typed once per distinct tariff."""
+    conn: psycopg.Connection[Any], plan_id: int, *, via_copy: bool = False
+) -> Iterator[tuple[int, Iterator[bytes]]]:
+    """The plan's version and its rates as ``RateIndex.from_text`` takes them, from one
+    snapshot: blocks of whole lines, grouped by prefix (byte order) and in preference
+    order within a prefix. Consume them inside the ``with`` block.
+
+    The server joins the lines into one value (the aggregate keeps the order of its
+    sorted input: ``from_text`` checks it), sent as raw bytes: a cursor or COPY would
+    cost a Python round per row, as long again as the server's sort and formatting. A
+    plan over the 1 GB a value can hold (some 14 million rates) comes by COPY instead
+    (``via_copy``: always)."""
     with conn.transaction():
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
         conn.execute("SET LOCAL work_mem = '256MB'")  # sort in memory, not on disk
-        with conn.cursor(name=f"plan_text_{plan_id}", row_factory=tuple_row) as cur:
-            # rates is locked before rate_plans, the order `TRUNCATE ..., rates,
-            # rate_plans` (the test fixture's) takes them: the other order can deadlock
-            # against it; one REPEATABLE READ snapshot serves both reads either way
-            cur.execute(_TEXT_SNAPSHOT, (plan_id,))
-            row = conn.execute("SELECT version FROM rate_plans WHERE id = %s", (plan_id,))
-            found = row.fetchone()
-            version = 0 if found is None else int(found["version"])
-            yield version, _batched(cur, 100_000)
+        conn.execute("SET LOCAL jit = off")  # compiling costs more than it saves here
+        # rates is locked before rate_plans, the order `TRUNCATE ..., rates, rate_plans`
+        # (the test fixture's) takes them: the other order can deadlock against it; the
+        # snapshot taken here serves both reads either way
+        conn.execute("SELECT FROM rates LIMIT 0")
+        version = plan_version(conn, plan_id)
+        row = None
+        try:
+            if not via_copy:
+                with conn.transaction():
+                    row = conn.execute(_SNAPSHOT, (plan_id,), binary=True).fetchone()
+        except (psycopg.errors.ProgramLimitExceeded, psycopg.errors.OutOfMemory):
+            pass
+        if row is not None:
+            yield version, iter([row["text"]] if row["text"] else [])
+            return
+        conn.execute("SET LOCAL client_encoding = 'UTF8'")
+        with conn.cursor().copy(_COPY_SNAPSHOT, (plan_id,)) as copy:
+            yield version, _blocks(copy, 1 << 22)
 
 
-def _batched(cur: psycopg.ServerCursor[Any], size: int) -> Iterator[Any]:
-    # fetchmany in big batches: iterating the cursor row by row costs ~1 us per row
-    while rows := cur.fetchmany(size):
-        yield from rows
+def _blocks(copy: psycopg.Copy, size: int) -> Iterator[bytes]:
+    # COPY TO sends a message per row: joined into big blocks for the builder
+    block = bytearray()
+    for row in copy:
+        block += row
+        if len(block) >= size:
+            yield bytes(block)
+            block.clear()
+    if block:
+        yield bytes(block)
 
 
 def plan_id_by_name(conn: psycopg.Connection[Any], name: str) -> int | None:

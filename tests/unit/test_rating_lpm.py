@@ -1,10 +1,14 @@
+import tempfile
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from sidecar.rating import Rate, RateIndex, normalize_number
+from sidecar.rating.lpm_build import Builder
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -105,3 +109,122 @@ def test_matches_brute_force(specs, number, day) -> None:  # type: ignore[no-unt
     expected = _brute_force(unique, number, at)
     got = RateIndex(unique).lookup(number, at)
     assert (got.id if got else None) == (expected.id if expected else None)
+
+
+# ---------------------------------------------------------------- files and long prefixes
+
+rate_specs = st.lists(
+    st.tuples(
+        st.text("01", min_size=1, max_size=20),  # past 15 digits: the long-prefix path
+        st.integers(0, 3),
+        st.integers(0, 5),
+        st.one_of(st.none(), st.integers(1, 4)),
+        st.booleans(),
+    ),
+    max_size=30,
+)
+
+
+def _unique(specs) -> list[Rate]:  # type: ignore[no-untyped-def]
+    rates, seen = [], set()
+    for i, (prefix, prio, start, days, enabled) in enumerate(specs):
+        begin = T0 + timedelta(days=start)
+        end = None if days is None else begin + timedelta(days=days)
+        if (prefix, prio, begin) not in seen:
+            seen.add((prefix, prio, begin))
+            rates.append(r(i, prefix, f"0.{i:02d}", start=begin, end=end, priority=prio,
+                           enabled=enabled))  # fmt: skip
+    return rates
+
+
+@given(rate_specs, st.lists(st.text("01", max_size=24), max_size=8), st.integers(0, 9))
+def test_saved_and_mapped_index_answers_as_built(specs, numbers, day) -> None:  # type: ignore[no-untyped-def]
+    rates = _unique(specs)
+    built = RateIndex(rates, version=7)
+    with tempfile.TemporaryDirectory() as tmp:
+        built.save(Path(tmp) / "plan.lpm")
+        mapped = RateIndex.load(Path(tmp) / "plan.lpm")
+    at = T0 + timedelta(days=day, hours=12)
+    assert mapped.version == 7 and len(mapped) == len(built) == sum(x.enabled for x in rates)
+    for number in [*numbers, *(x.prefix for x in rates)]:
+        expected = _brute_force(rates, number, at)
+        assert built.lookup(number, at) == mapped.lookup(number, at)
+        got = mapped.lookup(number, at)
+        assert (got.id if got else None) == (expected.id if expected else None)
+        if got is not None:
+            assert got == expected._replace(prefix=got.prefix) and got.prefix == expected.prefix
+
+
+def test_a_prefix_longer_than_the_number_never_matches_it() -> None:
+    # keys are zero-padded: 5198 pads to the key of 51980..., which 51980 covers
+    index = RateIndex([r(1, "5198"), r(2, "51980"), r(3, "5"), r(4, "519800000000000000")])
+    assert index.lookup("5198", T0).id == 1
+    assert index.lookup("519", T0).id == 3
+    assert index.lookup("51980", T0).id == 2
+    assert index.lookup("5198000000000000000000", T0).id == 4
+    assert index.lookup("51980000000000000", T0).id == 2  # 17 digits: shorter than #4
+
+
+def test_long_prefixes_and_their_fallbacks() -> None:
+    long = "1" * 16
+    end = T0 + timedelta(days=1)
+    index = RateIndex([
+        r(1, "1"), r(2, long), r(3, long + "22", end=end), r(4, "1" * 15), r(5, long + "2"),
+    ])  # fmt: skip
+    assert index.lookup(long + "2299", T0).id == 3
+    assert index.lookup(long + "2299", end).id == 5  # #3 ended: its longest prefix in the plan
+    assert index.lookup(long + "9", T0).id == 2
+    assert index.lookup("1" * 15, T0).id == 4
+    assert index.lookup("1" * 14, T0).id == 1
+    assert index.lookup(long + "2", T0).id == 5
+
+
+def test_empty_and_missing_plans_save_and_load(tmp_path: Path) -> None:
+    RateIndex([], version=3).save(tmp_path / "empty.lpm")
+    empty = RateIndex.load(tmp_path / "empty.lpm")
+    assert len(empty) == 0 and empty.version == 3 and empty.lookup("51", T0) is None
+
+
+def test_a_damaged_file_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "plan.lpm"
+    RateIndex([r(1, "51"), r(2, "52")]).save(path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match=r"truncated|inconsistent"):
+        RateIndex.load(path)
+    path.write_bytes(b"not an index" + data)
+    with pytest.raises(ValueError, match="not an index file"):
+        RateIndex.load(path)
+
+
+def test_copy_text_rows() -> None:
+    """What ``COPY ... TO STDOUT`` sends: escapes in names, any split into blocks."""
+    lines = (  # the rows of a prefix in preference order: priority 5 first
+        b"8\t51\t0.050000 0.010000 1 1 1767225600000000 1767312000000000 5\tPeru promo\n"
+        b"7\t51\t0.100000 0.000000 60 6 1767225600000000  0\tPeru\\tLima \\\\ \\n x\n"
+        b"9\t5198\t1.5 0 30 6 0  0\t\xc3\x91u\xc3\xb1oa\n"
+    )
+    index = RateIndex.from_text([lines], version=4)
+    assert index.version == 4 and len(index) == 3
+    first = index.lookup("51123", T0)
+    assert first == Rate(8, "51", "Peru promo", Decimal("0.050000"), Decimal("0.010000"), 1, 1,
+                         T0, T0 + timedelta(days=1), 5, True)  # fmt: skip
+    assert str(first.rate_per_minute) == "0.050000"
+    later = index.lookup("51123", T0 + timedelta(days=1))
+    assert later.id == 7 and later.name == "Peru\tLima \\ \n x" and later.initial_increment == 60
+    assert index.lookup("519876", T0).name == "Ñuñoa"
+    with pytest.raises(ValueError, match="not grouped"):
+        RateIndex.from_text([b"1\t52\t0 0 1 1 0  0\ta\n2\t51\t0 0 1 1 0  0\tb\n"])
+    with pytest.raises(ValueError, match="4 tab-separated"):
+        RateIndex.from_text([b"1\t52\t0 0 1 1 0  0\n"])
+
+
+def test_text_is_read_in_pieces_cut_at_line_ends() -> None:
+    lines = b"".join(
+        b"%d\t%s\t0.1 0 1 1 0  %d\tname %d\n" % (n, str(n * 7).encode(), n % 3, n % 5)
+        for n in sorted(range(1, 300), key=lambda n: str(n * 7))
+    )
+    whole, pieces = Builder(), Builder()
+    whole.add_text(lines)
+    pieces.add_text(lines, piece=1)  # a piece a line
+    assert pieces.finish(1, bytes, bytes) == whole.finish(1, bytes, bytes)
