@@ -37,6 +37,13 @@ def consistency(url: str, posted_uuids: set[str], expected_charges: int) -> dict
             " WHERE l.kind = 'call_charge' AND c.call_uuid = ANY(%s)",
             uuids,
         )
+        # a charged CDR without its ledger row, or a ledger charge on a CDR not charged
+        unpaired = one(
+            "SELECT count(*) FROM cdrs c WHERE c.call_uuid = ANY(%s) AND"
+            " (c.billing_status = 'charged') <> EXISTS (SELECT 1 FROM ledger l"
+            "  WHERE l.cdr_id = c.id AND l.kind = 'call_charge')",
+            uuids,
+        )
         charge_per_cdr_max = one(
             "SELECT max(n) FROM (SELECT count(*) AS n FROM ledger WHERE kind = 'call_charge'"
             " GROUP BY cdr_id) t"
@@ -66,8 +73,10 @@ def consistency(url: str, posted_uuids: set[str], expected_charges: int) -> dict
         "cdrs_duplicated": stored - distinct,
         "charges_expected": expected_charges,
         "cdrs_charged": charged,
-        "cdrs_charged_zero_cost": charged_zero,  # cost rounds to 0.0000: no ledger row
+        # cost rounds to 0.0000: still charged, still one (0.0000) ledger row; information only
+        "cdrs_charged_zero_cost": charged_zero,
         "ledger_charges": charges,
+        "charged_ne_ledger_row": unpaired,
         "max_charges_per_cdr": charge_per_cdr_max,
         "charges_wrong_amount": wrong_cost,
         "accounts_balance_ne_ledger": balance_mismatch,
@@ -75,13 +84,29 @@ def consistency(url: str, posted_uuids: set[str], expected_charges: int) -> dict
     }
 
 
+def export_rows(export: dict[str, Any]) -> dict[str, int]:
+    """Row counts of the CDR export (``bench.cdr_export.run``): every CDR of the table once,
+    through the sidecar and through COPY."""
+    return {
+        "export_cdrs_in_table": export["rows_expected"],
+        "export_rows": export["export"]["rows"],
+        "export_copy_rows": export["floor_copy"]["rows"],
+    }
+
+
 def is_exact(counts: dict[str, Any]) -> bool:
+    in_table = counts.get("export_cdrs_in_table")
+    if in_table is not None and not (
+        counts["export_rows"] == in_table == counts["export_copy_rows"]
+    ):
+        return False
     return bool(
         counts["cdrs_lost"] == 0
         and counts["cdrs_duplicated"] == 0
         and counts["cdrs_stored"] == counts["cdrs_posted_unique"]
         and counts["cdrs_charged"] == counts["charges_expected"]
-        and counts["ledger_charges"] == counts["cdrs_charged"] - counts["cdrs_charged_zero_cost"]
+        and counts["ledger_charges"] == counts["cdrs_charged"]
+        and counts["charged_ne_ledger_row"] == 0
         and counts["max_charges_per_cdr"] <= 1
         and counts["charges_wrong_amount"] == 0
         and counts["accounts_balance_ne_ledger"] == 0

@@ -3,20 +3,30 @@
 Baseline: one indexed query per number, ``prefix = ANY(all prefixes of the number)``
 ordered by length, on the real ``rates`` table and its ``(plan_id, prefix)`` btree.
 Both answer the same numbers in the same run, and their answers are compared: any
-disagreement is counted (``mismatches``) and must be zero. Memory is the RSS a worker
-keeps after building the index (measured in a fresh process, so the figure is its own);
-reload time is what the rate catalog does on a plan change: stream the snapshot, build.
+disagreement is counted (``mismatches``) and must be zero.
+
+Reload is what the rate catalog does on a plan change: the first worker builds the
+version's file in a child process (COPY, build, save) and maps it; every other worker
+(``reload_map_s``) only maps it. Memory is measured on ``WORKERS`` fresh processes that
+each load the index the production way (a ``RateCatalog``), answer every bench number
+(so every page a worker could touch is touched) and stay alive together, so their
+``/proc/<pid>/smaps_rollup`` show what sharing the file gives: USS (private), PSS (the
+shared pages divided among the processes mapping them) and RSS (shared pages counted
+whole) and anonymous memory (heap), each as growth over the process before it loaded the
+index, and peak RSS. One more process builds in-process instead, to show what the child
+spares a worker: the build's peak, and what its heap keeps afterwards.
 """
 
 from __future__ import annotations
 
-import gc
 import json
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 import psycopg
@@ -24,55 +34,128 @@ import psycopg
 from bench.procs import ROOT
 from sidecar.db import connect_cli
 from sidecar.rating import RateIndex
-from sidecar.repo import rates as rates_repo
+from sidecar.services.rate_catalog import RateCatalog
 
 _SQL_LPM = (
     "SELECT id FROM rates WHERE plan_id = %s AND prefix = ANY(%s) AND enabled"
     " AND effective_start <= %s AND (effective_end IS NULL OR %s < effective_end)"
     " ORDER BY length(prefix) DESC, priority DESC, effective_start DESC LIMIT 1"
 )
+WORKERS = 2  # the sidecar's default --workers on a 2-core host
 
 
-def build_index(url: str, plan_id: int) -> tuple[RateIndex, float]:
-    """Reload as the catalog does: one snapshot streamed into a fresh index; seconds taken."""
-    with connect_cli(url) as conn:  # the connection kind the rate catalog uses
-        started = time.perf_counter()
-        with rates_repo.plan_snapshot_text(conn, plan_id) as (version, rows):
-            index = RateIndex.from_text_rows(rows, version)
-        return index, time.perf_counter() - started
+def _catalog(url: str, index_dir: str, in_process: bool = False) -> RateCatalog:
+    """A rate catalog as a sidecar worker has it (``in_process``: no build child)."""
+    return RateCatalog(
+        lambda: connect_cli(url), database_url="" if in_process else url, index_dir=index_dir
+    )
 
 
-def _rss_kib() -> int:
-    with open("/proc/self/status", encoding="ascii") as fh:
+def load_index(url: str, plan_id: int, index_dir: str, in_process: bool = False) -> RateIndex:
+    catalog = _catalog(url, index_dir, in_process)
+    try:
+        return catalog.index(plan_id)
+    finally:
+        catalog.stop()
+
+
+def _ids(index: RateIndex, numbers: list[str], at: datetime) -> list[int | None]:
+    # ids only, as the SQL side: a list of 200k live Rates would time the GC, not lookups
+    lookup = index.lookup
+    return [r.id if (r := lookup(n, at)) is not None else None for n in numbers]
+
+
+def _smaps() -> dict[str, int]:
+    return _smaps_of("self")
+
+
+def _smaps_of(pid: int | str) -> dict[str, int]:
+    """kB figures of /proc/<pid>/smaps_rollup; ``uss`` = private clean + dirty."""
+    out: dict[str, int] = {}
+    with open(f"/proc/{pid}/smaps_rollup", encoding="ascii") as fh:
         for line in fh:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
+            key, _, rest = line.partition(":")
+            if rest.strip().endswith("kB"):
+                out[key.strip().lower()] = int(rest.split()[0])
+    out["uss"] = out.get("private_clean", 0) + out.get("private_dirty", 0)
+    return out
 
 
-def index_memory(url: str, plan_id: int) -> dict[str, float]:
-    """RSS kept by one built index, in a fresh interpreter (imports already loaded);
-    then again after ``malloc_trim`` hands freed heap back, which separates what the
-    index holds from what the build left behind in the allocator."""
-    code = (
-        "import ctypes, gc, json, sys; from bench import lpm; "
-        "gc.collect(); before = lpm._rss_kib(); "
-        "index, seconds = lpm.build_index(sys.argv[1], int(sys.argv[2])); gc.collect(); "
-        "kept = lpm._rss_kib() - before; ctypes.CDLL('libc.so.6').malloc_trim(0); "
-        "print(json.dumps({'rss_mib': kept / 1024, 'rss_trimmed_mib': "
-        "(lpm._rss_kib() - before) / 1024, 'rates': len(index), 'build_s': seconds,"
-        " 'trie_mib': len(index._trie.tobytes()) / 1048576}))"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code, url, str(plan_id)],
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        cwd=ROOT,
-    )
-    result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
-    return result
+def _worker(url: str, plan_id: int, index_dir: str, numbers_file: str, in_process: bool) -> None:
+    """``python -m bench.lpm worker ...``: load the index as a sidecar worker does, touch
+    it with every number, report, and stay alive until stdin closes."""
+    import gc
+
+    numbers = json.loads(Path(numbers_file).read_text(encoding="utf-8"))
+    gc.collect()
+    before = _smaps()
+    started = time.perf_counter()
+    index = load_index(url, plan_id, index_dir, in_process)
+    load_s = time.perf_counter() - started
+    _ids(index, numbers, datetime.now(UTC))
+    gc.collect()
+    peak = _peak_kib() - before["rss"]  # the most this process ever held over its start
+    ready = {"before": before, "load_s": load_s, "rates": len(index), "peak": peak}
+    print(json.dumps(ready), flush=True)
+    sys.stdin.read()
+
+
+def _peak_kib() -> int:
+    with open("/proc/self/status", encoding="ascii") as fh:
+        return next(int(line.split()[1]) for line in fh if line.startswith("VmHWM:"))
+
+
+def index_memory(url: str, plan_id: int, index_dir: str, numbers: list[str]) -> dict[str, Any]:
+    """Per worker growth of USS / PSS / RSS (MiB) with ``WORKERS`` workers mapping the
+    index together, and of one worker that built the index in-process instead."""
+    numbers_file = Path(index_dir) / "numbers.json"
+    numbers_file.write_text(json.dumps(numbers), encoding="utf-8")
+    shared = _workers(url, plan_id, index_dir, str(numbers_file), WORKERS, False)
+    with tempfile.TemporaryDirectory(prefix="apolo-bench-lpm-") as own:
+        alone = _workers(url, plan_id, own, str(numbers_file), 1, True)[0]
+
+    def mib(kib: int) -> float:
+        return round(kib / 1024, 1)
+
+    return {
+        "workers": WORKERS,
+        "uss_mib": mib(max(w["uss"] for w in shared)),
+        "pss_mib": mib(max(w["pss"] for w in shared)),
+        "rss_mib": mib(max(w["rss"] for w in shared)),
+        "anonymous_mib": mib(max(w["anonymous"] for w in shared)),
+        "map_s": round(max(w["load_s"] for w in shared), 4),
+        "peak_mib": mib(max(w["peak"] for w in shared)),
+        # alone: its file pages are its own (USS), its heap keeps what the build left
+        "in_process_build_anonymous_mib": mib(alone["anonymous"]),
+        "in_process_build_rss_mib": mib(alone["rss"]),
+        "in_process_build_peak_mib": mib(alone["peak"]),
+    }
+
+
+def _workers(
+    url: str, plan_id: int, index_dir: str, numbers_file: str, count: int, in_process: bool
+) -> list[dict[str, Any]]:
+    args = [url, str(plan_id), index_dir, numbers_file, "1" if in_process else "0"]
+    command = [sys.executable, "-m", "bench.lpm", "worker", *args]
+    procs = [
+        subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT
+        )
+        for _ in range(count)
+    ]
+    figures = []
+    try:
+        for proc in procs:  # all of them loaded and alive: the PSS split is real
+            assert proc.stdout is not None
+            ready = json.loads(proc.stdout.readline())
+            figures.append(ready)
+        for proc, fig in zip(procs, figures, strict=True):
+            now = _smaps_of(proc.pid)
+            fig.update({k: now[k] - fig["before"][k] for k in ("uss", "pss", "rss", "anonymous")})
+    finally:
+        for proc in procs:
+            proc.communicate(timeout=60)
+    return figures
 
 
 def _sql_lookups(url: str, plan_id: int, numbers: list[str], at: datetime) -> list[int | None]:
@@ -99,21 +182,30 @@ def _best_of(rounds: int, fn: Callable[[], T]) -> tuple[float, T]:
     return best, result
 
 
+def _timed(fn: Callable[[], T]) -> tuple[float, T]:
+    started = time.perf_counter()
+    result = fn()
+    return time.perf_counter() - started, result
+
+
 def run(url: str, plan_id: int, numbers: list[str], sql_count: int) -> dict[str, Any]:
     at = datetime.now(UTC)
-    index, reload_s = build_index(url, plan_id)
-    gc.collect()
+    with tempfile.TemporaryDirectory(prefix="apolo-bench-lpm-") as index_dir:
+        reload_s, index = _timed(lambda: load_index(url, plan_id, index_dir))
+        map_s, _ = _timed(lambda: load_index(url, plan_id, index_dir))
+        [file] = Path(index_dir).rglob("*.lpm")
+        file_bytes = file.stat().st_size
+        with tempfile.TemporaryDirectory(prefix="apolo-bench-lpm-") as other:
+            in_process_s, _ = _timed(lambda: load_index(url, plan_id, other, in_process=True))
 
-    index_s, answers = _best_of(ROUNDS, lambda: [index.lookup(n, at) for n in numbers])
-    index_ids = [None if r is None else r.id for r in answers]
-
-    sql_numbers = numbers[:sql_count]
-    sql_s, sql_ids = _best_of(ROUNDS, lambda: _sql_lookups(url, plan_id, sql_numbers, at))
+        index_s, index_ids = _best_of(ROUNDS, lambda: _ids(index, numbers, at))
+        sql_numbers = numbers[:sql_count]
+        sql_s, sql_ids = _best_of(ROUNDS, lambda: _sql_lookups(url, plan_id, sql_numbers, at))
+        memory = index_memory(url, plan_id, index_dir, numbers)
 
     mismatches = sum(1 for a, b in zip(index_ids, sql_ids, strict=False) if a != b)
     index_rate = len(numbers) / index_s
     sql_rate = len(sql_numbers) / sql_s
-    memory = index_memory(url, plan_id)
     return {
         "rates": len(index),
         "lookups": len(numbers),
@@ -127,8 +219,24 @@ def run(url: str, plan_id: int, numbers: list[str], sql_count: int) -> dict[str,
         "ratio_index_vs_sql": round(index_rate / sql_rate, 1),
         "mismatches": mismatches,
         "reload_s": round(reload_s, 3),
-        "index_rss_mib": round(memory["rss_mib"], 1),
+        "reload_map_s": round(map_s, 4),
+        "reload_in_process_s": round(in_process_s, 3),
+        "index_file_mib": round(file_bytes / 1048576, 1),
+        "index_workers": memory["workers"],
+        "index_uss_mib": memory["uss_mib"],
+        "index_pss_mib": memory["pss_mib"],
+        "index_rss_mib": memory["rss_mib"],
         "index_rss_bytes_per_rate": round(memory["rss_mib"] * 1048576 / max(1, len(index)), 1),
-        "index_rss_after_trim_mib": round(memory["rss_trimmed_mib"], 1),
-        "trie_mib": round(memory["trie_mib"], 1),
+        "index_anonymous_mib": memory["anonymous_mib"],
+        "index_worker_map_s": memory["map_s"],
+        "index_peak_mib": memory["peak_mib"],
+        "index_in_process_build_anonymous_mib": memory["in_process_build_anonymous_mib"],
+        "index_in_process_build_rss_mib": memory["in_process_build_rss_mib"],
+        "index_in_process_build_peak_mib": memory["in_process_build_peak_mib"],
     }
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["worker"]:
+        url_, plan_, dir_, numbers_, in_process_ = sys.argv[2:7]
+        _worker(url_, int(plan_), dir_, numbers_, in_process_ == "1")

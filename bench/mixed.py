@@ -2,6 +2,8 @@
 
 Two load-generator processes run side by side in open loop (request i due at i/rate),
 so latency includes any queueing the server causes; the target is p99 of authorization.
+With ``cdr_sidecar`` the CDRs go to a second sidecar (the split deployment: CDR intake on
+its own port at a lower CPU priority, deploy/systemd/apolo-cdr.service).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ def run(
     rate: float,
     seconds: float,
     delivered: Delivered,
+    cdr_sidecar: Server | None = None,
 ) -> dict[str, Any]:
     count = int(rate * seconds)
     calls, cdr_requests = calls[:count], cdrs.requests[:count]
@@ -37,7 +40,7 @@ def run(
     )
     cdr_spec = Spec(
         "127.0.0.1",
-        sidecar.port,
+        (cdr_sidecar or sidecar).port,
         cdr_requests,
         concurrency=connections,
         auth=auth,

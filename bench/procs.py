@@ -75,9 +75,15 @@ def _log_path(name: str, port: int) -> Path:
 
 
 def start_sidecar(
-    db_url: str, redis_url: str, fs_auth: tuple[str, str], workers: int = 2, threads: int = 8
+    db_url: str,
+    redis_url: str,
+    fs_auth: tuple[str, str],
+    workers: int = 2,
+    threads: int = 8,
+    nice: int = 0,
 ) -> Server:
-    """``apolo serve`` exactly as production runs it, on a free loopback port."""
+    """``apolo serve`` exactly as production runs it, on a free loopback port (``nice``: at
+    that lower CPU priority, as the CDR unit's ``Nice=`` runs it)."""
     port = free_port()
     env = {
         **os.environ,
@@ -89,6 +95,7 @@ def start_sidecar(
     }
     log = _log_path("sidecar", port)
     cmd = [
+        *(["nice", "-n", str(nice)] if nice else []),
         sys.executable,
         "-m",
         "sidecar.cli",

@@ -26,7 +26,7 @@ from typing import Any
 
 import redis as redis_lib
 
-from bench import authorize, cdr_ingest, checks, data, lpm, mixed, rate_import
+from bench import authorize, cdr_export, cdr_ingest, checks, data, lpm, mixed, rate_import, replay
 from bench.procs import ROOT, Server, fs_handler, start_bare_wsgi, start_sidecar
 
 PLAN = "bench"
@@ -45,10 +45,11 @@ class Size:
     mixed_rate: float
     mixed_seconds: float
     pg_round_trips: int
+    export_cdrs: int = 1_000_000  # CDRs generated for the CSV export figure
 
 
 FULL = Size(1_000_000, 200_000, 5_000, 1_000, (50, 200, 500), 15_000, 30.0, 50, 300.0, 20.0, 5_000)
-SMOKE = Size(2_000, 2_000, 200, 20, (5, 20), 150, 10.0, 8, 50.0, 2.0, 200)
+SMOKE = Size(2_000, 2_000, 200, 20, (5, 20), 150, 10.0, 8, 50.0, 2.0, 200, export_cdrs=2_000)
 
 
 def _redis_url(server: str, index: int) -> str:
@@ -123,12 +124,31 @@ def run(size: Size, db_name: str, redis_db: int, seed: int) -> dict[str, Any]:
             sidecar, auth, mixed_calls, mixed_batch, size.mixed_rate, size.mixed_seconds,
             delivered,
         )  # fmt: skip
+        split = sat.calls[cut + mixed_count : cut + 2 * mixed_count]
+        split_batch = cdr_ingest.build_batch(split, 0.0, seed + 2)
+        split_calls = authorize.make_calls(mixed_count, accounts, numbers, 5 * 10**6)
+        with start_sidecar(url, redis_url, auth, workers=1, nice=10) as cdr_sidecar:
+            out["busy_hour_split"] = mixed.run(
+                sidecar, auth, split_calls, split_batch, size.mixed_rate, size.mixed_seconds,
+                delivered, cdr_sidecar,
+            )  # fmt: skip
+        # an err-log-dir backlog after an outage: 2 calls per level's worth, 5% already stored
+        backlog = 2 * size.calls_per_level
+        stored = [(ingest_batch.meta[n][0], ingest_batch.requests[n][2])
+                  for n in range(backlog // 20)]  # fmt: skip
+    rated = [c.callee for c in sat.calls if c.authorized]  # every replayed call is charged
+    out["replay"] = replay.run(url, redis_url, accounts, rated, backlog, stored, delivered)
+    # last timed phase (its million rows and their checkpoints would weigh on any after it),
+    # before the counts, which then show that it moved no money and touched no posted CDR
+    out["cdr_export"] = cdr_export.run(url, redis_url, auth, size.export_cdrs)
     out["consistency"] = checks.consistency(url, delivered.uuids, len(delivered.charged_uuids))
+    out["consistency"].update(checks.export_rows(out["cdr_export"]))
     out["consistency"]["exact"] = checks.is_exact(out["consistency"])
     out["request_failures"] = _failures(out)
     out["requests_unsent_at_time_bound"] = sum(
         r["unsent"] for r in [*out["authorize"].values(), out["cdr_ingest"],
-                              out["busy_hour"]["authorize"], out["busy_hour"]["cdr"]]
+                              out["busy_hour"]["authorize"], out["busy_hour"]["cdr"],
+                              out["busy_hour_split"]["authorize"], out["busy_hour_split"]["cdr"]]
     )  # fmt: skip
     return out
 
@@ -153,12 +173,30 @@ def _failures(out: dict[str, Any]) -> int:
         out["cdr_ingest"],
         out["busy_hour"]["authorize"],
         out["busy_hour"]["cdr"],
+        out["busy_hour_split"]["authorize"],
+        out["busy_hour_split"]["cdr"],
     ]
     bad = 0
+    bad += 0 if out["replay"]["exit_code"] == 0 and not out["replay"]["files_left"] else 1
     for r in runs:  # requests left unsent at the time bound are not failures (see "unsent")
         bad += r["errors"]
         bad += sum(n for status, n in r["statuses"].items() if status != "200")
     return bad
+
+
+def _busy_rows(
+    rows: list[tuple[str, str, str, str]], label: str, b: dict[str, Any], pg: dict[str, Any]
+) -> None:
+    for kind in ("authorize", "cdr"):
+        r = b[kind]
+        rows.append(
+            (
+                f"{label} {b['rate']:.0f}/s {kind} p50/p99/max ms",
+                f"{r['p50_ms']}/{r['p99_ms']}/{r['max_ms']}",
+                f"PG RTT {pg['p50_us']} us",
+                f"{round(r['p99_ms'] * 1000 / pg['p50_us'])}x",
+            )
+        )
 
 
 def table(out: dict[str, Any]) -> str:
@@ -180,12 +218,19 @@ def table(out: dict[str, Any]) -> str:
             f"{ix['ratio_index_vs_sql']}x",
         )
     )
-    rows.append(("LPM index reload", f"{ix['reload_s']} s", f"{ix['rates']:,} rates", ""))
     rows.append(
         (
-            "LPM index memory (RSS)",
-            f"{ix['index_rss_mib']} MiB",
-            f"{ix['index_rss_bytes_per_rate']} B/rate",
+            "LPM index reload (build, save, map)",
+            f"{ix['reload_s']} s",
+            f"{ix['rates']:,} rates; other workers map it in {ix['reload_map_s']} s",
+            "",
+        )
+    )
+    rows.append(
+        (
+            f"LPM index memory per worker ({ix['index_workers']} workers, PSS)",
+            f"{ix['index_pss_mib']} MiB",
+            f"USS {ix['index_uss_mib']}, RSS {ix['index_rss_mib']}; file {ix['index_file_mib']}",
             "",
         )
     )
@@ -229,17 +274,18 @@ def table(out: dict[str, Any]) -> str:
         )
     )
     rows.append(("CDR p50/p99 ms", f"{c['p50_ms']}/{c['p99_ms']}", "", ""))
-    b = out["busy_hour"]
-    for kind in ("authorize", "cdr"):
-        r = b[kind]
-        rows.append(
-            (
-                f"busy hour {b['rate']:.0f}/s {kind} p50/p99/max ms",
-                f"{r['p50_ms']}/{r['p99_ms']}/{r['max_ms']}",
-                f"PG RTT {pg['p50_us']} us",
-                f"{round(r['p99_ms'] * 1000 / pg['p50_us'])}x",
-            )
+    for key, label in (("busy_hour", "busy hour"), ("busy_hour_split", "busy hour, CDRs split")):
+        _busy_rows(rows, label, out[key], pg)
+    rp = out["replay"]
+    rows.append(
+        (
+            f"err-log-dir replay {rp['files']:,} files (--direct)",
+            f"{rp['per_second']:,}/s",
+            f"parse only {rp['parse_floor_per_second']:,}/s",
+            f"{rp['ratio_to_parse_floor']}",
         )
+    )
+    rows.extend(_cdr_export_rows(out["cdr_export"]))
     k = out["consistency"]
     rows.append(
         (
@@ -273,6 +319,20 @@ def table(out: dict[str, Any]) -> str:
     lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True))]
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
     return "\n".join(lines)
+
+
+def _cdr_export_rows(x: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    e, f = x["export"], x["floor_copy"]
+    return [
+        (f"CDR export {e['rows']:,} rows (CSV over HTTP) s", f"{e['seconds']}",
+         f"COPY {f['seconds']} s", f"{x['ratio_to_copy_floor']}x"),
+        ("CDR export rows/s; first byte ms", f"{e['rows_per_s']:,}; {e['first_byte_ms']}",
+         f"COPY {f['rows_per_s']:,}/s", ""),
+        ("CDR export worker peak RSS growth", f"{e['rss_growth_mib']} MiB",
+         f"RSS before {max(e['worker_rss_before_mib'])} MiB", ""),
+        ("CDR export rows in table/exported/COPY",
+         f"{x['rows_expected']}/{e['rows']}/{f['rows']}", "", ""),
+    ]  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

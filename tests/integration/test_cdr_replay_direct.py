@@ -67,9 +67,10 @@ def test_direct_replay_rejects_bad_files_and_keeps_going(
         truncated,
         truncated + ".reason",
     ]
-    assert "not a valid mod_xml_cdr spool file" in (
-        spool / "rejected" / (truncated + ".reason")
-    ).read_text()
+    assert (
+        "not a valid mod_xml_cdr spool file"
+        in (spool / "rejected" / (truncated + ".reason")).read_text()
+    )
     assert sorted(p.name for p in spool.iterdir()) == ["notes.txt", "rejected"]
     assert cdr_counts(db_url) == {uuid_of(good): 1}
 
