@@ -12,6 +12,7 @@ Wire facts (FreeSWITCH 1.10.12 captures, see fixtures README):
 
 import base64
 import binascii
+import codecs
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -147,6 +148,22 @@ def _strip_field(body: bytes) -> bytes:
     return body[len(prefix) :]
 
 
+def percent_decode(data: bytes) -> bytes:
+    """``urllib.parse.unquote_to_bytes``, several times faster on a whole CDR (encode=true
+    documents escape most of their bytes): each %HH becomes \\xHH for the C codec that reads
+    byte-string escapes. Data holding a backslash, or a % that is not a well-formed %HH
+    (which unquote_to_bytes keeps as it is), takes unquote_to_bytes itself, so the result
+    is the same byte for byte."""
+    if b"%" not in data:
+        return data
+    if b"\\" not in data:
+        try:
+            return codecs.escape_decode(data.replace(b"%", b"\\x"))[0]
+        except ValueError:
+            pass
+    return unquote_to_bytes(data)
+
+
 def _urlencoded_field(body: bytes) -> bytes:
     values = []
     for pair in body.split(b"&"):
@@ -156,7 +173,7 @@ def _urlencoded_field(body: bytes) -> bytes:
     if len(values) != 1:
         raise CdrDecodeError(f"expected exactly one 'cdr' form field, found {len(values)}")
     # FreeSWITCH escapes '+' itself, so a literal '+' can only mean a space (form rules).
-    return unquote_to_bytes(values[0].replace(b"+", b" "))
+    return percent_decode(values[0].replace(b"+", b" "))
 
 
 def _base64(text: bytes) -> bytes:
@@ -221,7 +238,7 @@ def decode_spooled_file(name: str, data: bytes) -> CdrPost:
     if head.startswith((b"<", b"\xef\xbb\xbf")):
         xml = data
     elif head.lower() == b"%3c":
-        xml = unquote_to_bytes(data.strip())
+        xml = percent_decode(data.strip())
     else:
         xml = _base64(data)
     return CdrPost(xml=_require_xml(xml), a_leg_hint=a_leg_hint, uuid_hint=uuid_hint)
