@@ -91,14 +91,24 @@ def remove(client: redis.Redis, uuid: str, node: str | None = None) -> None:
     _run(client, _REMOVE_LUA, keys, [uuid, CHANGES_CHANNEL, change_message("del", uuid)])
 
 
-def remove_many(client: redis.Redis, uuids: list[str]) -> None:
-    """``remove`` for many calls (their CDRs replayed in bulk), in one pipeline."""
-    script = client.register_script(_REMOVE_LUA)
-    pipe = client.pipeline(transaction=False)
-    for uuid in uuids:
-        keys = [call_key(uuid), CALLS_SET]
-        script(keys=keys, args=[uuid, CHANGES_CHANNEL, change_message("del", uuid)], client=pipe)
-    pipe.execute()
+# KEYS: call hashes. ARGV: calls set, channel, then the n uuids, then their n messages
+_REMOVE_MANY_LUA = """
+local n = #KEYS
+for i = 1, n do
+    redis.call('DEL', KEYS[i])
+    redis.call('SREM', ARGV[1], ARGV[2 + i])
+    redis.call('PUBLISH', ARGV[2], ARGV[2 + n + i])
+end
+"""
+
+
+def remove_many(client: redis.Redis, uuids: list[str], chunk: int = 1000) -> None:
+    """``remove`` for many calls (CDRs settled together), a script call per ``chunk``."""
+    for start in range(0, len(uuids), chunk):
+        part = uuids[start : start + chunk]
+        messages = [change_message("del", uuid) for uuid in part]
+        keys = [call_key(uuid) for uuid in part]
+        _run(client, _REMOVE_MANY_LUA, keys, [CALLS_SET, CHANGES_CHANNEL, *part, *messages])
 
 
 def get(client: redis.Redis, uuid: str) -> dict[str, str] | None:
