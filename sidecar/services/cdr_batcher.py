@@ -65,8 +65,12 @@ class CdrBatcher:
         """Store and settle one FreeSWITCH CDR; returns once its batch has committed, raises
         what made it fail (a ``psycopg.OperationalError`` when the database is down)."""
         arrival = _Arrival(record, raw_xml)
-        self._queue.put(arrival)
-        self._ensure_thread()
+        with self._lock:  # with the settler's exit check: never queued for a leaving thread
+            self._adopt_process()
+            self._queue.put(arrival)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="apolo-cdrs", daemon=True)
+                self._thread.start()
         try:
             return arrival.answer.result(self._wait)
         except TimeoutError:  # the database hangs: FreeSWITCH retries (charged once anyway)
@@ -78,15 +82,12 @@ class CdrBatcher:
             if self._thread is not None and self._pid == os.getpid():
                 self._queue.put(None)
 
-    def _ensure_thread(self) -> None:
-        with self._lock:
-            alive = self._thread is not None and self._thread.is_alive()
-            if alive and self._pid == os.getpid():
-                return
-            if self._pid != os.getpid():  # forked: the parent's queue and thread are not ours
-                self._pid = os.getpid()
-            self._thread = threading.Thread(target=self._run, name="apolo-cdrs", daemon=True)
-            self._thread.start()
+    def _adopt_process(self) -> None:
+        """In a forked child, the parent's queue and thread are not this process's."""
+        if self._pid != os.getpid():
+            self._pid = os.getpid()
+            self._queue = queue.Queue()
+            self._thread = None
 
     def _run(self) -> None:
         conn: psycopg.Connection[Any] | None = None
