@@ -151,29 +151,6 @@ def settle(
     return [by_leg.pop((row["call_uuid"], row["leg"]), None) for row in rows]
 
 
-def find(
-    conn: psycopg.Connection[Any],
-    *,
-    uuid: str | None = None,
-    account_id: int | None = None,
-    limit: int = 100,
-) -> list[dict[str, Any]]:
-    where: list[str] = []
-    params: list[object] = []
-    if uuid:
-        where.append("c.call_uuid = %s")
-        params.append(uuid)
-    if account_id is not None:
-        where.append("c.account_id = %s")
-        params.append(account_id)
-    sql = f"SELECT {_PUBLIC} FROM cdrs c LEFT JOIN accounts a ON a.id = c.account_id"
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    sql += " ORDER BY c.id DESC LIMIT %s"
-    params.append(limit)
-    return conn.execute(sql, params).fetchall()
-
-
 def ledger_rows_for(conn: psycopg.Connection[Any], cdr_ids: list[int]) -> list[dict[str, Any]]:
     return conn.execute(
         "SELECT id, cdr_id, kind, amount, balance_after, created_at FROM ledger"

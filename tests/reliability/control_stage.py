@@ -9,7 +9,6 @@ extensions run out so its calls are cut at their paid time.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -31,7 +30,7 @@ from psycopg.rows import dict_row
 from reliability.books import ReservationWatch, assert_books
 from reliability.conftest import PrivateServers
 from reliability.control_switch import ControlledCall, ControlledSwitch, HangupWatch
-from reliability.faults import replay, spooled
+from reliability.faults import kill_process, replay, spooled, stop_process
 from reliability.switch import Switch
 from reliability.tally import TALLY
 from sidecar.services import live_calls
@@ -59,19 +58,10 @@ class ControlProcess:
             )  # fmt: skip
 
     def kill(self) -> None:
-        assert self.proc is not None and self.proc.poll() is None, self.log.read_text()[-3000:]
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=10)
+        kill_process(self.proc, self.log)
 
     def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc)
 
 
 @dataclass

@@ -14,7 +14,6 @@ import hashlib
 import os
 import random
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -39,6 +38,7 @@ from unit.cucm.cucm_rows import (
     siete,
 )
 
+from reliability.faults import kill_process, stop_process
 from reliability.http_faults import FaultProxy
 from reliability.tally import TALLY
 from sidecar.rating import Rate, call_cost
@@ -137,19 +137,10 @@ class WatchProcess:
             )  # fmt: skip
 
     def kill(self) -> None:
-        assert self.proc is not None and self.proc.poll() is None, self.log.read_text()[-3000:]
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=10)
+        kill_process(self.proc, self.log)
 
     def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc)
 
 
 @dataclass

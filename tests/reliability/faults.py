@@ -63,3 +63,22 @@ def replay(spool: Path, url: str) -> tuple[int, str]:
 
 def spooled(spool: Path) -> list[Path]:
     return sorted(spool.glob("*.cdr.xml"))
+
+
+def kill_process(proc: subprocess.Popen[bytes] | None, log: Path) -> None:
+    """SIGKILL a running CLI process (its log tail explains one that already died)."""
+    assert proc is not None and proc.poll() is None, log.read_text()[-3000:]
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+
+
+def stop_process(proc: subprocess.Popen[bytes] | None) -> None:
+    """SIGTERM, as systemd stops a service; SIGKILL after 15 s."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
