@@ -17,5 +17,7 @@ Make an admin token for the API:
 Make a dashboard user, then open http://$bind/dashboard/ (plain http on loopback: the session
 cookie is not marked Secure here, APOLO_SESSION_COOKIE_SECURE=false):
   .venv/bin/apolo users create admin --role admin
+The private PostgreSQL and Redis under .data/ keep running after Ctrl-C; stop them with:
+  make stop
 
 MSG

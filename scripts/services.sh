@@ -7,6 +7,7 @@
 # $APOLO_REDIS_PORT (56379), installing Debian's packages first when missing.
 # Usage: eval "$(scripts/services.sh)"
 set -euo pipefail
+shopt -s inherit_errexit  # a failure inside $(start_postgres) stops the script too
 DATA_DIR=${APOLO_DATA_DIR:-$(pwd)/.data}
 PG_PORT=${APOLO_PG_PORT:-55432}
 REDIS_PORT=${APOLO_REDIS_PORT:-56379}
@@ -62,6 +63,7 @@ start_postgres() {
       -o "-p $PG_PORT -k $sock -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=on" start >/dev/null
   fi
   PG_PORT=$(sed -n 4p "$pgdata/postmaster.pid")  # the port the running server listens on
+  [ -n "$PG_PORT" ] || { log "PostgreSQL in $pgdata did not start (see $pgdata/server.log)"; exit 1; }
   for _ in $(seq 1 60); do
     "$bin/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" && break
     sleep 0.5

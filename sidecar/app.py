@@ -10,6 +10,7 @@ from flask import Flask, Response
 from sidecar.config import load_settings
 from sidecar.db import connect_cli, discard_request, finish_request
 from sidecar.errors import register_error_handlers
+from sidecar.jsonfmt import ApoloJSONProvider
 from sidecar.redis_store import redis_for
 from sidecar.services import live_calls
 from sidecar.services.account_directory import AccountDirectory
@@ -25,9 +26,9 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
         format="%(asctime)s %(process)d %(name)s %(levelname)s %(message)s",
     )
     app = Flask(__name__)
+    app.json = ApoloJSONProvider(app)
     app.config["SETTINGS"] = settings
     app.config["MAX_CONTENT_LENGTH"] = settings.max_document_bytes
-    app.json.sort_keys = False  # type: ignore[attr-defined]
     directory = AccountDirectory()
     app.extensions["apolo_accounts"] = directory
     app.extensions["apolo_rates"] = RateCatalog(

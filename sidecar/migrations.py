@@ -22,7 +22,8 @@ def sql_dir() -> Path:
     configured = os.environ.get("APOLO_SQL_DIR")
     if configured:
         return Path(configured)
-    return Path(__file__).resolve().parent.parent / "sql"
+    # sidecar/sql links to the repository's sql/, so a built wheel carries the migrations
+    return Path(__file__).resolve().parent / "sql"
 
 
 def pending_files(directory: Path) -> list[tuple[int, Path]]:

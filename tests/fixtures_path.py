@@ -1,6 +1,7 @@
 """Where the captured fixtures live, plus a reader for raw ``.http`` captures.
 
-``APOLO_FIXTURES`` overrides the default ``<repo>/../shared/fixtures``.
+They are in the repository (``tests/fixtures``, see its README), so a clone alone passes
+``make test``; ``APOLO_FIXTURES`` points the tests at another copy.
 """
 
 import os
@@ -9,8 +10,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 FIXTURES = Path(
-    os.environ.get("APOLO_FIXTURES")
-    or Path(__file__).resolve().parents[1] / ".." / "shared" / "fixtures"
+    os.environ.get("APOLO_FIXTURES") or Path(__file__).resolve().parent / "fixtures"
 ).resolve()
 FS_FIXTURES = FIXTURES / "freeswitch"
 CUCM_FIXTURES = FIXTURES / "cucm"

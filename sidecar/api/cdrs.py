@@ -22,6 +22,7 @@ from sidecar.auth import require
 from sidecar.db import get_conn
 from sidecar.errors import ApiError
 from sidecar.imports.rates_csv import export_cell
+from sidecar.jsonfmt import rfc3339
 from sidecar.repo import accounts as accounts_repo
 from sidecar.repo import cdrs as cdrs_repo
 
@@ -30,10 +31,16 @@ _MONEY = ("rate_per_minute", "connection_fee", "cost")
 _TEXT_CELLS = frozenset({"call_uuid", "source", "account", "caller", "callee", "destination",
                          "hangup_cause", "rate_prefix", "billing_status"})  # fmt: skip
 READERS = ("admin", "operator", "viewer")
+_NO_COST = "0.0000"
 
 
 def _public(row: dict[str, object]) -> dict[str, object]:
-    return {k: (str(v) if k in _MONEY and v is not None else v) for k, v in row.items()}
+    """Money as decimal strings; a CDR nobody was charged for (unanswered, another leg,
+    unrated) costs ``0.0000``, as its POST answered."""
+    out = {k: (str(v) if k in _MONEY and v is not None else v) for k, v in row.items()}
+    if "cost" in out and out["cost"] is None:
+        out["cost"] = _NO_COST
+    return out
 
 
 def _with_ledger(conn: psycopg.Connection[Any], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -136,9 +143,9 @@ class _Echo:
 
 def _cell(column: str, value: object) -> str:
     if value is None:
-        return ""
+        return _NO_COST if column == "cost" else ""
     if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        return rfc3339(value)
     if isinstance(value, Decimal):
         return format(value, "f")
     text = str(value)

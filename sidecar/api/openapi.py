@@ -43,6 +43,12 @@ def _ref(name: str) -> Json:
 
 
 MONEY: Json = {"type": "string", "pattern": r"^-?[0-9]+(\.[0-9]{1,4})?$", "examples": ["10.00"]}
+TIMESTAMP: Json = {
+    "type": "string",
+    "format": "date-time",
+    "description": "RFC 3339, UTC",
+    "examples": ["2026-12-05T11:19:59.123456Z"],
+}
 IDEMPOTENCY_KEY: Json = {
     "name": "Idempotency-Key",
     "in": "header",
@@ -63,12 +69,12 @@ _ACCOUNT_FIELDS: Json = {
     "anis": {"type": "array", "items": {"type": "string"}},
 }
 _TIME_RANGE = [
-    _q("from", "start, ISO 8601 (inclusive)", required=True),
-    _q("to", "end, ISO 8601 (exclusive)", required=True),
+    _q("from", "start (inclusive)", TIMESTAMP, required=True),
+    _q("to", "end (exclusive)", TIMESTAMP, required=True),
 ]
 _CDR_FILTERS = [
-    _q("from", "start_at on or after (ISO 8601)"),
-    _q("to", "start_at before (ISO 8601)"),
+    _q("from", "start_at on or after", TIMESTAMP),
+    _q("to", "start_at before", TIMESTAMP),
     _q("account", "account number"),
     _q("caller", "caller number"),
     _q("callee", "callee number"),
@@ -94,6 +100,24 @@ _FILE_BODY: Json = {
                 "required": ["file"],
             }
         },
+    },
+}
+
+_NULLABLE_TIMESTAMP: Json = {"oneOf": [TIMESTAMP, {"type": "null"}]}
+_CDR: Json = {
+    "type": "object",
+    "properties": {
+        "call_uuid": {"type": "string"},
+        "leg": {"type": "string"},
+        "account": {"type": ["string", "null"]},
+        "start_at": TIMESTAMP,
+        "answer_at": _NULLABLE_TIMESTAMP,
+        "end_at": _NULLABLE_TIMESTAMP,
+        "received_at": TIMESTAMP,
+        "billsec": {"type": "integer"},
+        "billed_seconds": {"type": ["integer", "null"]},
+        "cost": {**MONEY, "description": "0.0000 when nobody was charged"},
+        "billing_status": {"type": "string"},
     },
 }
 
@@ -229,6 +253,13 @@ OPERATIONS: dict[tuple[str, str], Json] = {
             _q("limit", "1-1000", {"type": "integer"}),
             _q("cursor", "next_cursor", {"type": "integer"}),
         ],
+        "response": {
+            "type": "object",
+            "properties": {
+                "cdrs": {"type": "array", "items": _ref("Cdr")},
+                "next_cursor": {"type": ["integer", "null"]},
+            },
+        },
     },
     ("/v1/cdrs/{call_uuid}", "get"): {"summary": "The legs of one call with their ledger rows"},
     ("/v1/cdrs/export.csv", "get"): {
@@ -386,8 +417,11 @@ def build_document(app: Flask) -> Json:
             app.view_functions[rule.endpoint], "apolo_roles", None
         )
         security, who = _security(roles)
+        success: Json = {"description": "success"}
+        if "response" in written:
+            success["content"] = {"application/json": {"schema": written.pop("response")}}
         responses: dict[str, Json] = {
-            "2XX": {"description": "success"},
+            "2XX": success,
             "400": {"$ref": "#/components/responses/Error"},
         }
         if roles is not None:
@@ -410,7 +444,8 @@ def build_document(app: Flask) -> Json:
             "title": "Apolo",
             "version": "1",
             "description": "Real-time call billing for FreeSWITCH. Money is always a decimal "
-            'string; every error is {"error": {"code", "message", "details"}}.',
+            "string; timestamps are RFC 3339 in UTC (`2026-12-05T11:19:59.123456Z`); every "
+            'error is {"error": {"code", "message", "details"}}.',
         },
         "paths": dict(sorted(paths.items())),
         "components": {
@@ -424,7 +459,7 @@ def build_document(app: Flask) -> Json:
                     "limited by APOLO_FS_ALLOW when set",
                 },
             },
-            "schemas": {"Error": _ERROR, "Money": MONEY},
+            "schemas": {"Error": _ERROR, "Money": MONEY, "Timestamp": TIMESTAMP, "Cdr": _CDR},
             "responses": {
                 "Error": {
                     "description": "error",

@@ -12,6 +12,7 @@ from sidecar.api._request import json_body
 from sidecar.auth import require
 from sidecar.db import get_conn
 from sidecar.errors import ApiError
+from sidecar.jsonfmt import rfc3339
 from sidecar.repo import accounts as accounts_repo
 from sidecar.repo import alerts as alerts_repo
 from sidecar.repo import rate_admin
@@ -63,8 +64,8 @@ def traffic():  # type: ignore[no-untyped-def]
     return jsonify(
         {
             "group": group,
-            "from": start.isoformat(),
-            "to": end.isoformat(),
+            "from": rfc3339(start),
+            "to": rfc3339(end),
             "rows": reports_service.report_rows(rows),
             "totals": reports_service.totals(rows),
         }
@@ -86,7 +87,7 @@ def top_destinations():  # type: ignore[no-untyped-def]
         order_by_revenue=True,
         limit=limit,
     )
-    return jsonify({"from": start.isoformat(), "to": end.isoformat(),
+    return jsonify({"from": rfc3339(start), "to": rfc3339(end),
                     "rows": reports_service.report_rows(rows)})  # fmt: skip
 
 

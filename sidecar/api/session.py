@@ -144,7 +144,7 @@ def login():  # type: ignore[no-untyped-def]
             "username": user["username"],
             "role": user["role"],
             "csrf_token": csrf,
-            "expires_at": result.expires_at.isoformat() if result.expires_at else None,
+            "expires_at": result.expires_at,
         }
     )
     response.set_cookie(
@@ -169,7 +169,7 @@ def current():  # type: ignore[no-untyped-def]
         body.update(
             username=session["username"],
             csrf_token=session["csrf_token"],
-            expires_at=session["expires_at"].isoformat(),
+            expires_at=session["expires_at"],
         )
     return jsonify(body)
 

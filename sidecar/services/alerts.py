@@ -35,6 +35,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
+from sidecar.jsonfmt import rfc3339
 from sidecar.repo import alerts as alerts_repo
 
 log = logging.getLogger(__name__)
@@ -119,7 +120,7 @@ def check_low_balance(
         "threshold": str(threshold),
         "balance_before": str(balance_before),
         "balance_after": str(balance_after),
-        "at": alert["created_at"].isoformat(),
+        "at": rfc3339(alert["created_at"]),
     }
     alerts_repo.enqueue(conn, int(alert["id"]), EVENT, payload)
     return int(alert["id"])

@@ -13,6 +13,8 @@ from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from sidecar.jsonfmt import rfc3339
+
 _CENT = Decimal("0.01")
 _TENTH = Decimal("0.1")
 _SIXTY = Decimal(60)
@@ -34,7 +36,7 @@ def figures(calls: int, answered: int, billsec: int, revenue: Decimal) -> dict[s
 
 
 def _key(value: object) -> object:
-    return value.isoformat() + "Z" if isinstance(value, datetime) else value
+    return rfc3339(value) if isinstance(value, datetime) else value
 
 
 def report_rows(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, object]]:

@@ -24,6 +24,7 @@ from typing import Any
 
 import psycopg
 
+from sidecar.jsonfmt import rfc3339
 from sidecar.rating import Rate, RateIndex, billed_seconds, call_cost
 from sidecar.repo import accounts as accounts_repo
 from sidecar.repo import audit
@@ -117,8 +118,8 @@ class Scope:
 
     def as_dict(self) -> dict[str, object]:
         return {
-            "from": self.start.isoformat(),
-            "to": self.end.isoformat(),
+            "from": rfc3339(self.start),
+            "to": rfc3339(self.end),
             "plan_id": self.plan_id,
             "account_id": self.account_id,
         }

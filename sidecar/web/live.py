@@ -132,7 +132,7 @@ def _events(url: str, cfg: StreamSettings) -> Iterator[str]:
         url, decode_responses=True, socket_connect_timeout=1.0,
         socket_timeout=cfg.heartbeat_seconds + 5,
     )  # fmt: skip
-    pubsub = client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+    pubsub = client.pubsub(ignore_subscribe_messages=True)
     try:
         pubsub.subscribe(live_calls.CHANGES_CHANNEL)
         yield "retry: 1000\n\n"

@@ -116,7 +116,7 @@ def test_a_damaged_file_is_rebuilt(seed, db_url, tmp_path) -> None:  # type: ign
 
 def test_a_directory_others_can_write_is_refused(seed, db_url, tmp_path) -> None:  # type: ignore[no-untyped-def]
     seed.plan([("33", "0.20")])
-    shared = tmp_path / "shared"
+    shared = tmp_path / "common"
     shared.mkdir()
     shared.chmod(0o777)
     catalog = _catalog(db_url, shared)

@@ -3,7 +3,7 @@
 It greets with ``auth/request``, checks the password (``-ERR invalid`` + disconnect notice
 on a wrong one), refuses other commands before auth (``-ERR command not found``), answers
 ``event plain|json`` subscriptions, ``api`` commands (``api/response`` with Content-Length)
-and ``exit``, exactly as the captures in shared/fixtures/freeswitch/esl/control show. It
+and ``exit``, exactly as the captures in tests/fixtures/freeswitch/esl/control show. It
 models the scheduler of FreeSWITCH 1.10 for the commands Apolo uses: ``sched_hangup`` and
 ``sched_broadcast`` add a task to the group named by the channel uuid (a second one does not
 replace the first), ``sched_del <uuid>`` removes the whole group and answers how many;

@@ -1,6 +1,6 @@
 """Stand-ins for what mod_python3 hands a script: a ``freeswitch.Session`` and the ``freeswitch``
 module, modelled on the real ``dir(session)`` / ``dir(freeswitch)`` captured in
-shared/fixtures/freeswitch/python/probe_records.jsonl (FreeSWITCH 1.10.12, CPython 3.11).
+tests/fixtures/freeswitch/python/probe_records.jsonl (FreeSWITCH 1.10.12, CPython 3.11).
 
 Only the members the Apolo hook touches are implemented; each call is recorded in ``calls``.
 """

@@ -123,9 +123,19 @@ class PrivateServers:
         redis_lib.Redis.from_url(self.redis_server_url).flushall()
 
 
+def _already_running() -> bool:
+    pid = DATA_DIR / "redis" / "redis.pid"
+    redis_up = pid.is_file() and Path(f"/proc/{pid.read_text().strip() or 0}").exists()
+    pg_up = subprocess.run(
+        _as_postgres(_pg_ctl(), "-D", str(DATA_DIR / "pg"), "status"), capture_output=True
+    ).returncode == 0  # fmt: skip
+    return redis_up and pg_up
+
+
 @pytest.fixture(scope="session")
 def servers() -> Iterator[PrivateServers]:
     DATA_DIR.mkdir(parents=True, exist_ok=True)
+    was_running = _already_running()
     private = PrivateServers("", "")
     private.start()
     with psycopg.connect(_with_db(private.server_url, "postgres"), autocommit=True) as admin:
@@ -139,7 +149,10 @@ def servers() -> Iterator[PrivateServers]:
     with psycopg.connect(private.db_url) as conn:
         upgrade(conn)
     yield private
-    private.start()  # leave them running for the next run, as services.sh does
+    if was_running:
+        private.start()  # a scenario may have left one down; leave them as they were found
+    else:
+        subprocess.run(["scripts/stop_services.sh", str(DATA_DIR)], cwd=ROOT, check=True)
 
 
 @pytest.fixture
