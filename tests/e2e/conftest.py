@@ -26,11 +26,12 @@ from e2e.sipp import SIPP, Uas
 HERE = Path(__file__).resolve().parent
 INSTALL, NO_INSTALL = find_install()
 BLOCK = 5  # APOLO_RESERVATION_SECONDS: short blocks, so cut-offs and extensions come quickly
+CURL_CONTEXT = "apolo_curl"
 SIDECAR_ENV = {
     "APOLO_RESERVATION_SECONDS": str(BLOCK),
     # the xml_curl route serves the callers in this context; "default" falls back to the
     # static dialplan and the hook
-    "APOLO_DIALPLAN_CONTEXTS": "apolo_curl",
+    "APOLO_DIALPLAN_CONTEXTS": CURL_CONTEXT,
     "APOLO_BRIDGE_TEMPLATE": "sofia/gateway/carrier/{callee}",
 }
 

@@ -49,7 +49,27 @@ class Install:
 
 
 def find_install() -> tuple[Install | None, str]:
-    """The FreeSWITCH to test against, or None and why there is none."""
+    """The FreeSWITCH to test against, or None and why there is none (or it cannot run)."""
+    install, why = _locate()
+    if install is None:
+        return None, why
+    try:
+        proc = subprocess.run(
+            [str(install.binary), "-version"], env={**os.environ, **install.env},
+            capture_output=True, text=True, timeout=30, check=False,
+        )  # fmt: skip
+    except OSError as exc:
+        return None, f"{install.binary} does not run: {exc}"
+    if proc.returncode != 0 or "freeswitch version" not in proc.stdout.lower():
+        error = (proc.stderr or proc.stdout).strip().splitlines()[:1]
+        return None, (
+            f"{install.binary} does not run ({error[0] if error else proc.returncode}); its"
+            " runtime libraries are missing? (scripts/test_deps.sh installs them as root)"
+        )
+    return install, ""
+
+
+def _locate() -> tuple[Install | None, str]:
     named = os.environ.get("APOLO_FREESWITCH_DIR")
     candidates = [Path(named)] if named else [ROOT.parent / "shared" / "freeswitch"]
     for home in candidates:

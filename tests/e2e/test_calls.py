@@ -99,7 +99,8 @@ def test_twenty_calls_in_flight_on_one_account_never_overspend(e2e: Harness) -> 
     callee = "51" + unique("9")
     run = e2e.call(caller, callee, calls=20, rate=40, hold_ms=2000)
     assert run.returncode == 0, run.errors
-    answered = [o for o in run.outcomes if o.kind == "hung_up"]
+    # a call authorized after another one's charge may get a short reservation and be cut
+    answered = [o for o in run.outcomes if o.kind in ("hung_up", "ended_by_switch")]
     refused = [o for o in run.outcomes if o.kind == "refused"]
     assert len(answered) + len(refused) == 20, run.log
     assert refused and all(o.code == 603 for o in refused)
