@@ -76,6 +76,9 @@ def sidecar(db_url: str, redis_url: str) -> Iterator[SidecarProcess]:
 def restart_sidecar(process: SidecarProcess, db_url: str, redis_url: str) -> SidecarProcess:
     """Start the sidecar again on its port (the switch's hook and CDR URLs name it)."""
     port = int(process.url.rsplit(":", 1)[1])
+    log = ROOT / ".data" / f"sidecar-{port}.log"
+    if log.exists():  # start_sidecar writes the same file afresh: keep the first run's
+        log.rename(log.with_suffix(".before-restart.log"))
     fresh = start_sidecar(db_url, redis_url, port=port, **SIDECAR_ENV)
     process.proc = fresh.proc
     return process

@@ -17,6 +17,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -97,53 +98,48 @@ def _prepend(path: Path, rest: str | None) -> str:
     return f"{path}:{rest}" if rest else str(path)
 
 
-def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+# Ports for FreeSWITCH and sipp come from below Linux's ephemeral range (32768-60999): no
+# outgoing connection (the sidecar's to PostgreSQL, say) can take one between the check here
+# and the bind there. Each is checked free for TCP and UDP, and never handed out twice.
+PORT_RANGE = (20000, 32000)
+_handed_out: set[int] = set()
+_ports_lock = threading.Lock()
 
 
-def free_sip_port() -> int:
-    """A port free for both UDP and TCP (sofia and sipp listen on both)."""
-    while True:
-        port = free_port(socket.SOCK_DGRAM)
-        try:
-            with socket.socket() as s:
-                s.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        return port
-
-
-def free_udp_block(size: int, low: int = 20000, high: int = 32000) -> int:
-    """The first port of ``size`` consecutive free UDP ports below the ephemeral range."""
+def reserve_ports(count: int = 1) -> int:
+    """The first of ``count`` consecutive free ports (an even one, as RTP wants)."""
     rng = secrets.SystemRandom()
-    for _ in range(200):
-        start = rng.randrange(low, high - size) & ~1
-        try:
-            socks = []
-            for port in range(start, start + size):
-                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                socks.append(s)
+    with _ports_lock:
+        for _ in range(500):
+            start = rng.randrange(*PORT_RANGE) & ~1
+            block = range(start, start + count)
+            if block[-1] >= PORT_RANGE[1] or _handed_out.intersection(block):
+                continue
+            if all(_bindable(port) for port in block):
+                _handed_out.update(block)
+                return start
+    raise RuntimeError(f"no {count} free ports in {PORT_RANGE}")
+
+
+def _bindable(port: int) -> bool:
+    for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+        with socket.socket(socket.AF_INET, kind) as s:
+            try:
                 s.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-        return start
-    raise RuntimeError(f"no {size} free UDP ports in {low}-{high}")
+            except OSError:
+                return False
+    return True
 
 
 @dataclass
 class Ports:
-    sip: int = field(default_factory=free_sip_port)
-    esl: int = field(default_factory=free_port)
-    rtp_start: int = field(default_factory=lambda: free_udp_block(200))
+    sip: int = field(default_factory=reserve_ports)
+    esl: int = field(default_factory=reserve_ports)
+    rtp_start: int = field(default_factory=lambda: reserve_ports(200))
 
     @property
     def rtp_end(self) -> int:
-        return self.rtp_start + 199
+        return self.rtp_start + 198  # even, as FreeSWITCH wants it
 
 
 # ------------------------------------------------------------------ the conf copy
@@ -418,7 +414,10 @@ class FreeSwitch:
                 return
             time.sleep(0.1)
         self.stop()
-        raise RuntimeError(f"FreeSWITCH not ready within {timeout:.0f} s: {self.tail()}")
+        raise RuntimeError(
+            f"FreeSWITCH not ready within {timeout:.0f} s (ports {self.ports}); sofia status:"
+            f" {status!r}; log: {self.tail()}"
+        )
 
     def _keep_certs(self) -> None:
         """FreeSWITCH spends seconds making its keys when certs/ is empty: keep them."""

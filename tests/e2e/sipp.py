@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from e2e.fs_switch import free_port, free_sip_port, free_udp_block
+from e2e.fs_switch import reserve_ports
 
 SIPP = shutil.which("sipp")
 # final answers FreeSWITCH gives a refused call (CALL_REJECTED is 603) and a few others, so
@@ -208,14 +208,11 @@ UAS_SCENARIO = (
 
 
 def _common_args(sip_port: int) -> list[str]:
-    media = free_udp_block(4, 32000 - 4000, 32000)
+    media = reserve_ports(4)  # audio RTP/RTCP, and video
     return [
         "-i", "127.0.0.1", "-p", str(sip_port), "-mi", "127.0.0.1", "-mp", str(media),
-        "-ci", "127.0.0.1", "-cp", str(free_port(_UDP)), "-nostdin", "-t", "u1",
+        "-ci", "127.0.0.1", "-cp", str(reserve_ports()), "-nostdin", "-t", "u1",
     ]  # fmt: skip
-
-
-_UDP = 2  # socket.SOCK_DGRAM
 
 
 @dataclass
@@ -223,7 +220,7 @@ class Uas:
     """A long-running sipp UAS that answers every INVITE and logs every message it sees."""
 
     work: Path
-    port: int = field(default_factory=free_sip_port)
+    port: int = field(default_factory=reserve_ports)
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -327,7 +324,7 @@ def place_calls(
     log, errors = work / f"{name}_calls.log", work / f"{name}_errors.log"
     assert SIPP is not None
     cmd = [
-        SIPP, f"127.0.0.1:{fs_sip_port}", "-sf", str(scenario), *_common_args(free_sip_port()),
+        SIPP, f"127.0.0.1:{fs_sip_port}", "-sf", str(scenario), *_common_args(reserve_ports()),
         "-s", callee, "-key", "user", user, "-au", user, "-ap", password,
         "-m", str(calls), "-l", str(calls), "-r", str(rate),
         "-trace_logs", "-log_file", str(log), "-trace_err", "-error_file", str(errors),
