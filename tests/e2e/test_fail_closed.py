@@ -22,7 +22,7 @@ import psycopg
 import pytest
 from conftest import DATA_TABLES, FS_PASSWORD, FS_USER, ROOT, Seed, SidecarProcess
 
-from e2e.conftest import restart_sidecar
+from e2e.conftest import CURL_CONTEXT, restart_sidecar
 from e2e.fs_switch import LUA_CONTEXT, FreeSwitch
 from e2e.harness import Caller, Harness, cdr_variables, unique, wait_for
 from e2e.sipp import UacRun, Uas
@@ -57,6 +57,7 @@ class Outage:
     talking: Caller  # on the phone when the sidecar went away
     python: Caller  # called while it was down, through the Python hook
     lua: Caller  # the same through the Lua hook
+    curl: Caller  # the same on the xml_curl route
     callees: dict[str, str]
     runs: dict[str, UacRun] = field(default_factory=dict)
     spooled: dict[str, Path] = field(default_factory=dict)  # "<who>" -> the A leg's file
@@ -85,7 +86,8 @@ def outage(
         talking=e2e.caller(balance="3.00"),
         python=e2e.caller(balance="3.00"),
         lua=e2e.caller(balance="3.00", context=LUA_CONTEXT),
-        callees={k: "51" + unique("9") for k in ("talking", "python", "lua")},
+        curl=e2e.caller(balance="3.00", context=CURL_CONTEXT),
+        callees={k: "51" + unique("9") for k in ("talking", "python", "lua", "curl")},
     )
     talk = _call_in_thread(e2e, o.talking, o.callees["talking"], hold_ms=2500)
     wait_for(lambda: switch.channels() >= 2, 10, "the first call to be bridged")
@@ -94,12 +96,13 @@ def outage(
     try:
         o.runs["python"] = e2e.call(o.python, o.callees["python"])
         o.runs["lua"] = e2e.call(o.lua, o.callees["lua"])
+        o.runs["curl"] = e2e.call(o.curl, o.callees["curl"])
         talk.join(30)
         o.runs["talking"] = talk.result["run"]  # type: ignore[attr-defined]
         # mod_xml_cdr: 3 attempts 2 s apart, then the file
         files = wait_for(
-            lambda: (f := sorted(switch.cdr_spool.glob("*.cdr.xml"))) and len(f) >= 4 and f,
-            30, "4 spooled CDRs (the talking call's two legs, the two refused calls)",
+            lambda: (f := sorted(switch.cdr_spool.glob("*.cdr.xml"))) and len(f) >= 5 and f,
+            30, "5 spooled CDRs (the talking call's two legs, the three refused calls)",
         )  # fmt: skip
         for path in files:
             if not path.name.startswith("a_"):
@@ -136,6 +139,10 @@ def test_sidecar_down_calls_fail_closed_with_one_code_for_both_hooks(
         assert variables["apolo_result"] == "error", who
         assert variables["apolo_reason"] == "sidecar_unavailable", who
         assert variables["apolo_error"] == "connection_refused", who
+    # the xml_curl route falls back to the static dialplan, which has no such context
+    assert [(c.kind, c.code) for c in o.runs["curl"].outcomes] == [("refused", 404)]
+    assert e2e.uas.invites_for(o.callees["curl"]) == 0
+    assert "apolo_result" not in cdr_variables(o.spooled["curl"].read_bytes())
     # the call already talking when the sidecar went away was not cut by it
     assert o.runs["talking"].kinds() == ["hung_up"]
 
@@ -147,7 +154,7 @@ def test_spooled_cdrs_are_replayed_and_charged_once(outage: tuple[Outage, Harnes
     assert talked["apolo_result"] == "authorized" and int(talked["billusec"]) > 2_000_000
     done = replay(e2e.sidecar_url, spool)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "accepted 4" in done.stdout + done.stderr
+    assert "accepted 5" in done.stdout + done.stderr
     assert list(spool.glob("*.cdr.xml")) == []  # each file removed once the sidecar had it
 
     [cdr] = e2e.billed_cdrs(o.talking, 1)
@@ -158,10 +165,24 @@ def test_spooled_cdrs_are_replayed_and_charged_once(outage: tuple[Outage, Harnes
     assert o.spool_copy is not None
     again = replay(e2e.sidecar_url, o.spool_copy)
     assert again.returncode == 0, again.stdout + again.stderr
-    assert "duplicates 4" in again.stdout + again.stderr
+    assert "duplicates 5" in again.stdout + again.stderr
     assert len(e2e.ledger_charges(o.talking.account)) == 1
     account = e2e.account(o.talking.account)
     assert Decimal(account["balance"]) == Decimal("3.00") - cdr.cost
-    for who in ("python", "lua"):
+    for who in ("python", "lua", "curl"):
         assert e2e.ledger_charges(getattr(o, who).account) == []
         assert e2e.account(getattr(o, who).account)["balance"] == "3.0000"
+
+
+def test_calls_go_through_again_once_the_sidecar_is_back(outage: tuple[Outage, Harness]) -> None:
+    # the Python hook's kept-alive connections died with the old sidecar: it must notice,
+    # reconnect and authorize, without FreeSWITCH being restarted
+    o, e2e = outage
+    callee = "51" + unique("9")
+    run = e2e.call(o.python, callee)
+    assert run.returncode == 0, run.errors
+    assert run.kinds() == ["hung_up"]
+    [cdr] = [c for c in e2e.cdrs_for(callee, 2) if c.api["leg"] == "a"]  # and its B leg
+    assert cdr.variables["apolo_result"] == "authorized"
+    assert cdr.api["account"] == o.python.account
+    assert cdr.cost == o.python.rate.cost(cdr.billusec) > 0
