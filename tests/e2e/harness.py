@@ -47,7 +47,7 @@ class Rate:
         README's rule (not with the sidecar's code): whole seconds rounded up; nothing when
         unanswered; the initial increment, then whole increments; one half-up rounding to 4
         decimals."""
-        seconds = math.ceil(billusec / 1_000_000)
+        seconds = -(-billusec // 1_000_000)
         if seconds == 0:
             return Decimal("0.0000")
         billed = self.initial
@@ -55,11 +55,6 @@ class Rate:
             billed += math.ceil((seconds - self.initial) / self.increment) * self.increment
         exact = Decimal(self.connection_fee) + billed * Decimal(self.per_minute) / 60
         return exact.quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP)
-
-    def seconds_for(self, amount: Decimal) -> int:
-        """Whole seconds ``amount`` pays for with 1-second increments and no fee."""
-        assert self.initial == self.increment == 1 and Decimal(self.connection_fee) == 0
-        return int(amount * 60 / Decimal(self.per_minute))
 
 
 @dataclass(frozen=True)
