@@ -195,21 +195,19 @@ local function url_encode(s)
   return (s:gsub("[^%w%-%._~]", function(c) return string.format("%%%02X", c:byte()) end))
 end
 
--- scheme, host, port, path of an http(s) URL; nil when it is not one
-local function parse_url(url)
-  local scheme, rest = url:match("^(https?)://(.+)$")
+-- "http" or "https" for a URL with a host (and a valid port, if any); nil for anything else
+local function url_scheme(url)
+  local scheme, authority = url:match("^(https?)://([^/]+)")
   if not scheme then return nil end
-  local authority, path = rest:match("^([^/]*)(.*)$")
   local host, port = authority:match("^([^:@%[%]]+):(%d+)$")
   if not host then host, port = authority:match("^(%[[%x:.]+%]):(%d+)$") end  -- [IPv6]:port
   if not host then
     host = authority:match("^[^:@%[%]]+$") or authority:match("^%[[%x:.]+%]$")
-    if not host then return nil end
-    port = scheme == "https" and "443" or "80"
+    port = "80"
   end
   port = tonumber(port)
-  if not port or port < 1 or port > 65535 then return nil end
-  return scheme, host, port, path
+  if not host or not port or port < 1 or port > 65535 then return nil end
+  return scheme
 end
 
 -- LuaSocket's socket errors as apolo_error codes
@@ -262,10 +260,10 @@ local function post_luasocket(cfg, body, http, url)
 end
 
 -- mod_curl: `curl <url> json ... post <body>`; its `json` output carries the status code.
--- Timeouts are whole seconds: the budget rounded down (at least 1 s), so it is never exceeded
--- by more than rounding below 1 s. It cannot tell why it got no answer.
+-- Its timeouts are whole seconds: the budget rounded down, so never longer than the budget
+-- (but at least 1 s). It cannot tell why it got no answer.
 local function post_mod_curl(cfg, body, url)
-  local _, rest = url:match("^(https?://)(.+)$")
+  local scheme, rest = url:match("^(https?://)(.+)$")
   local userinfo = ""
   if cfg.user ~= "" or cfg.password ~= "" then
     userinfo = url_encode(cfg.user) .. ":" .. url_encode(cfg.password) .. "@"
@@ -274,7 +272,7 @@ local function post_mod_curl(cfg, body, url)
   local started = os.time()
   -- mod_curl splits its arguments on spaces and url-decodes the post data: encode it whole.
   local out = freeswitch.API():execute("curl", table.concat({
-    url:sub(1, #url - #rest) .. userinfo .. rest .. AUTHORIZE_PATH, "json", "content-type",
+    scheme .. userinfo .. rest .. AUTHORIZE_PATH, "json", "content-type",
     "application/json", "connect-timeout", tostring(seconds), "timeout", tostring(seconds),
     "post", url_encode(body) }, " "))
   if out == nil or out == "" or out:find("^%-ERR") or out:find("^INVALID COMMAND") then
@@ -293,7 +291,7 @@ end
 -- LuaSocket first for http (it keeps the budget to the millisecond), mod_curl for https or
 -- when LuaSocket is missing.
 local function post(cfg, body)
-  local scheme = parse_url(cfg.url)
+  local scheme = url_scheme(cfg.url)
   if not scheme then return nil, "bad_url", "none" end
   if scheme == "http" then
     local ok, http = pcall(require, "socket.http")
