@@ -54,6 +54,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: Any) -> Iterator[None]:
+    """A failed case shows where FreeSWITCH's log is, and how it ends."""
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    fs = getattr(item, "funcargs", {}).get("switch")
+    if report.failed and isinstance(fs, FreeSwitch):
+        report.sections.append(("FreeSWITCH log", f"{fs.log_file}\n{fs.tail(30)}"))
+
+
 @pytest.fixture(scope="session")
 def install() -> Install:
     assert INSTALL is not None
