@@ -19,7 +19,15 @@ from typing import Any
 import pytest
 from conftest import FS_PASSWORD, FS_USER, ROOT, Seed, SidecarProcess, start_sidecar
 
-from e2e.fs_switch import FreeSwitch, Install, Ports, SidecarLink, build_conf, find_install
+from e2e.fs_switch import (
+    FreeSwitch,
+    Install,
+    Ports,
+    SidecarLink,
+    build_conf,
+    find_install,
+    stop_process,
+)
 from e2e.harness import Harness
 from e2e.sipp import SIPP, Uas
 
@@ -147,12 +155,7 @@ class Control:
         )  # fmt: skip
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc, 10)
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")

@@ -347,6 +347,18 @@ def build_conf(
 # ------------------------------------------------------------------ the running switch
 
 
+def stop_process(proc: subprocess.Popen[bytes] | None, grace: float) -> None:
+    """SIGTERM, then SIGKILL if it is still there ``grace`` seconds later."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 @dataclass
 class FreeSwitch:
     install: Install
@@ -428,14 +440,7 @@ class FreeSwitch:
     def stop(self) -> None:
         """SIGTERM (FreeSWITCH's own orderly shutdown), SIGKILL if it hangs for 20 s."""
         proc, self.proc = self.proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, 20)
 
     def restart(self) -> None:
         self.stop()

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import re
 import shutil
-import signal
 import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from e2e.fs_switch import reserve_ports
+from e2e.fs_switch import reserve_ports, stop_process
 
 SIPP = shutil.which("sipp")
 # final answers FreeSWITCH gives a refused call (CALL_REJECTED is 603) and a few others, so
@@ -242,13 +241,7 @@ class Uas:
             raise RuntimeError(f"sipp UAS exited: {(self.work / 'uas.err').read_text()}")
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, 5)
 
     def invites_for(self, number: str) -> int:
         """INVITEs that reached this UAS for ``number`` (the request URI's user part)."""
