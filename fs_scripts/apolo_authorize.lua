@@ -1,16 +1,22 @@
 --[[
 Apolo call authorization for mod_lua: <action application="lua" data="apolo_authorize.lua"/>
 (optionally "apolo_authorize.lua account=<x>"). The twin of apolo_authorize.py / apolo_fs.py for
-installs without mod_python3: same environment variables, same channel variables, fails closed.
+installs without mod_python3: same environment variables, same channel variables, same
+apolo_error codes, same time budget, fails closed.
 
-Requirements (checked against FreeSWITCH 1.10's mod_lua, which offers no HTTP client of its own):
-  * mod_lua, and one HTTP transport:
-    - mod_curl (<load module="mod_curl"/> in modules.conf.xml), called as
-      freeswitch.API():execute("curl", "<url> json ... post <body>"); its `json` output carries the
-      HTTP status code. Credentials travel in the URL (user:password@host); timeouts are whole
-      seconds (APOLO_TIMEOUT_MS rounded up); a new connection per call (no keep-alive).
-    - or LuaSocket (socket.http, e.g. Debian's lua-socket built for FreeSWITCH's Lua), used when
-      the `curl` API command is missing. Plain http only (https would need LuaSec).
+Requirements (checked against FreeSWITCH 1.10's mod_lua, which offers no HTTP client of its own;
+dialplan/README.md says how to install them):
+  * mod_lua, and one HTTP transport; every log line names the one used ("via luasocket"):
+    - LuaSocket (socket.http) built for the Lua version mod_lua embeds (Debian 12: lua-socket,
+      for Lua 5.3), used for http URLs. APOLO_TIMEOUT_MS bounds the whole request to the
+      millisecond (each socket call waits only for what is left of it; a name lookup is not
+      bounded: use an address). https would need LuaSec: https URLs go to mod_curl.
+    - or mod_curl (<load module="mod_curl"/>), for https or when LuaSocket is missing, called as
+      freeswitch.API():execute("curl", "<url> json ... post <body>"); its `json` output carries
+      the HTTP status code. Credentials travel in the URL (user:password@host); its timeouts are
+      whole seconds: APOLO_TIMEOUT_MS rounded down, at least 1 s.
+    mod_lua runs every call in a fresh Lua state, so each call opens its own connection (no
+    keep-alive, unlike the Python hook).
   * Works on Lua 5.1 to 5.4 (no goto, no bit operators, no integer division).
 
 Environment (read from the FreeSWITCH process, per call): APOLO_SIDECAR_URL (http://127.0.0.1:8080),
@@ -21,6 +27,9 @@ APOLO_HANGUP_CAUSE (ALLOTTED_TIMEOUT).
 Channel variables set: apolo_result (authorized | denied | error), apolo_reason, apolo_account,
 apolo_max_duration, apolo_rate, apolo_reservation_id, apolo_error, and for authorized calls
 execute_on_answer = "sched_hangup +N <cause>". Denied and failed-closed calls are hung up.
+apolo_error codes (as the Python hook's): bad_url, no_http_transport (this hook only),
+connection_refused, timeout, connection_error (any other failure to get an answer; all mod_curl
+can report besides timeout), http_<status>, bad_json, bad_answer, uuid_mismatch, no_duration.
 ]]
 
 local VAR_UUID, VAR_CALLER, VAR_CALLEE = "uuid", "caller_id_number", "destination_number"
@@ -29,6 +38,13 @@ local AUTHORIZE_PATH = "/v1/authorize"
 
 local function log(level, msg)
   freeswitch.consoleLog(level, "[apolo] " .. msg .. "\n")
+end
+
+-- seconds, to the millisecond with LuaSocket, else whole seconds
+local function clock()
+  local ok, socket = pcall(require, "socket")
+  if ok and socket.gettime then return socket.gettime() end
+  return os.time()
 end
 
 -- ------------------------------------------------------------------ settings
@@ -179,51 +195,114 @@ local function url_encode(s)
   return (s:gsub("[^%w%-%._~]", function(c) return string.format("%%%02X", c:byte()) end))
 end
 
-local function post_mod_curl(cfg, body)
-  local scheme, rest = cfg.url:match("^(https?://)(.+)$")
-  if not scheme then return nil, "bad_url" end
-  local userinfo = ""
-  if cfg.user ~= "" or cfg.password ~= "" then
-    userinfo = url_encode(cfg.user) .. ":" .. url_encode(cfg.password) .. "@"
+-- "http" or "https" for a URL with a host (and a valid port, if any); nil for anything else
+local function url_scheme(url)
+  local scheme, authority = url:match("^(https?)://([^/]+)")
+  if not scheme then return nil end
+  local host, port = authority:match("^([^:@%[%]]+):(%d+)$")
+  if not host then host, port = authority:match("^(%[[%x:.]+%]):(%d+)$") end  -- [IPv6]:port
+  if not host then
+    host = authority:match("^[^:@%[%]]+$") or authority:match("^%[[%x:.]+%]$")
+    port = "80"
   end
-  local seconds = tostring(math.ceil(cfg.timeout_ms / 1000))
-  -- mod_curl splits its arguments on spaces and url-decodes the post data: encode it whole.
-  local out = freeswitch.API():execute("curl", table.concat({
-    scheme .. userinfo .. rest .. AUTHORIZE_PATH, "json", "content-type", "application/json",
-    "connect-timeout", seconds, "timeout", seconds, "post", url_encode(body) }, " "))
-  if out == nil or out == "" or out:find("^%-ERR") or out:find("^INVALID COMMAND") then
-    return nil, "no_mod_curl"
-  end
-  local ok, reply = pcall(json_decode, out)
-  if not ok or type(reply) ~= "table" then return nil, "bad_curl_output" end
-  local status = tonumber(reply.status_code) or 0
-  if status == 0 then return nil, "connect_error" end  -- refused, timed out, unresolvable
-  return status, reply.body or ""
+  port = tonumber(port)
+  if not host or not port or port < 1 or port > 65535 then return nil end
+  return scheme
 end
 
-local function post_luasocket(cfg, body)
-  local ok, http = pcall(require, "socket.http")
-  if not ok then return nil, "no_http_transport" end
-  local ltn12, mime = require("ltn12"), require("mime")
+-- LuaSocket's socket errors as apolo_error codes
+local function socket_error(err)
+  err = tostring(err)
+  if err == "timeout" then return "timeout" end
+  if err:find("refused") then return "connection_refused" end
+  return "connection_error"
+end
+
+-- A LuaSocket TCP object whose every blocking call waits at most until `deadline`: the budget
+-- bounds the whole request (connect, send, status line, headers, body), not each operation.
+local function budgeted_tcp(socket, deadline)
+  local sock = socket.tcp()
+  local proxy = {}
+  local function bounded(method)
+    return function(_, ...)
+      local left = deadline - socket.gettime()
+      if left <= 0 then return nil, "timeout" end
+      sock:settimeout(left)
+      return sock[method](sock, ...)
+    end
+  end
+  for _, method in ipairs({ "connect", "send", "receive" }) do proxy[method] = bounded(method) end
+  function proxy.settimeout() return 1 end  -- socket.http sets its own; the deadline rules
+  function proxy.close() return sock:close() end
+  function proxy.getfd() return sock:getfd() end
+  function proxy.dirty() return sock:dirty() end
+  function proxy.setoption(_, ...) return sock:setoption(...) end
+  return proxy
+end
+
+-- Plain http through LuaSocket, within cfg.timeout_ms in all. nil, code when it failed.
+local function post_luasocket(cfg, body, http, url)
+  local socket, ltn12, mime = require("socket"), require("ltn12"), require("mime")
   local headers = { ["content-type"] = "application/json", ["accept"] = "application/json",
     ["content-length"] = tostring(#body) }
   if cfg.user ~= "" or cfg.password ~= "" then
     headers["authorization"] = "Basic " .. mime.b64(cfg.user .. ":" .. cfg.password)
   end
-  http.TIMEOUT = cfg.timeout_ms / 1000
+  local deadline = socket.gettime() + cfg.timeout_ms / 1000
   local chunks = {}
-  local res, code = http.request({ url = cfg.url .. AUTHORIZE_PATH, method = "POST",
-    headers = headers, source = ltn12.source.string(body), sink = ltn12.sink.table(chunks) })
-  if not res then return nil, (tostring(code):gsub("%W+", "_")) end
+  local res, code = http.request({ url = url .. AUTHORIZE_PATH, method = "POST",
+    headers = headers, source = ltn12.source.string(body), sink = ltn12.sink.table(chunks),
+    create = function() return budgeted_tcp(socket, deadline) end })
+  -- socket.http turns a timed-out status line into a made-up 408: the clock says what it was
+  if socket.gettime() >= deadline and (not res or code == 408) then return nil, "timeout" end
+  if not res then return nil, socket_error(code) end
   return tonumber(code) or 0, table.concat(chunks)
 end
 
-local function post(cfg, body)
-  local status, result = post_mod_curl(cfg, body)
-  if status == nil and result == "no_mod_curl" then
-    status, result = post_luasocket(cfg, body)
+-- mod_curl: `curl <url> json ... post <body>`; its `json` output carries the status code.
+-- Its timeouts are whole seconds: the budget rounded down, so never longer than the budget
+-- (but at least 1 s). It cannot tell why it got no answer.
+local function post_mod_curl(cfg, body, url)
+  local scheme, rest = url:match("^(https?://)(.+)$")
+  local userinfo = ""
+  if cfg.user ~= "" or cfg.password ~= "" then
+    userinfo = url_encode(cfg.user) .. ":" .. url_encode(cfg.password) .. "@"
   end
-  return status, result
+  local seconds = math.max(1, math.floor(cfg.timeout_ms / 1000))
+  local started = os.time()
+  -- mod_curl splits its arguments on spaces and url-decodes the post data: encode it whole.
+  local out = freeswitch.API():execute("curl", table.concat({
+    scheme .. userinfo .. rest .. AUTHORIZE_PATH, "json", "content-type",
+    "application/json", "connect-timeout", tostring(seconds), "timeout", tostring(seconds),
+    "post", url_encode(body) }, " "))
+  if out == nil or out == "" or out:find("^%-ERR") or out:find("^INVALID COMMAND") then
+    return nil, "no_mod_curl"
+  end
+  local ok, reply = pcall(json_decode, out)
+  if not ok or type(reply) ~= "table" then return nil, "connection_error" end
+  local status = tonumber(reply.status_code) or 0
+  if status == 0 then  -- refused, timed out, unresolvable: mod_curl does not say which
+    return nil, os.difftime(os.time(), started) >= seconds and "timeout" or "connection_error"
+  end
+  return status, reply.body or ""
+end
+
+-- status, body or nil, code; and the transport used ("luasocket", "mod_curl" or "none").
+-- LuaSocket first for http (it keeps the budget to the millisecond), mod_curl for https or
+-- when LuaSocket is missing.
+local function post(cfg, body)
+  local scheme = url_scheme(cfg.url)
+  if not scheme then return nil, "bad_url", "none" end
+  if scheme == "http" then
+    local ok, http = pcall(require, "socket.http")
+    if ok then
+      local status, result = post_luasocket(cfg, body, http, cfg.url)
+      return status, result, "luasocket"
+    end
+  end
+  local status, result = post_mod_curl(cfg, body, cfg.url)
+  if status == nil and result == "no_mod_curl" then return nil, "no_http_transport", "none" end
+  return status, result, "mod_curl"
 end
 
 -- ------------------------------------------------------------------ the decision
@@ -274,19 +353,19 @@ local function var(name)
   return v
 end
 
-local function sidecar_failed(cfg, req, err)
+local function sidecar_failed(cfg, req, err, how)
   set("apolo_error", err)
   set("apolo_account", req.account)
   if cfg.fail_open then
-    log("warning", req.uuid .. ": sidecar unavailable (" .. err .. "); fail-open, cut off after "
-      .. int_str(cfg.fail_open_max_seconds) .. "s")
+    log("warning", req.uuid .. ": sidecar unavailable (" .. err .. how .. "); fail-open, cut off"
+      .. " after " .. int_str(cfg.fail_open_max_seconds) .. "s")
     set("apolo_result", "authorized")
     set("apolo_reason", "fail_open")
     set("apolo_max_duration", cfg.fail_open_max_seconds)
     schedule_cutoff(cfg.fail_open_max_seconds, cfg.hangup_cause)
     return
   end
-  log("err", req.uuid .. ": sidecar unavailable (" .. err .. "); rejecting")
+  log("err", req.uuid .. ": sidecar unavailable (" .. err .. how .. "); rejecting")
   set("apolo_result", "error")
   set("apolo_reason", "sidecar_unavailable")
   session:hangup(cfg.reject_cause)
@@ -306,10 +385,13 @@ local function authorize(cfg)
   local body = "{\"uuid\":" .. json_string(req.uuid) .. ",\"caller\":" .. json_string(req.caller)
     .. ",\"callee\":" .. json_string(req.callee) .. ",\"account\":"
     .. (req.account and json_string(req.account) or "null") .. "}"
-  local status, result = post(cfg, body)
+  local started = clock()
+  local status, result, transport = post(cfg, body)
+  -- the transport in every line: an operator must see which HTTP client the calls depend on
+  local how = string.format(" via %s in %.1f ms", transport, (clock() - started) * 1000)
   local d, err
   if status == nil then err = result else d, err = decide(req, status, result) end
-  if d == nil then return sidecar_failed(cfg, req, err) end
+  if d == nil then return sidecar_failed(cfg, req, err, how) end
   local outcome = d.authorized and "authorized" or "denied"
   set("apolo_result", outcome)
   set("apolo_reason", d.reason)
@@ -318,7 +400,7 @@ local function authorize(cfg)
   set("apolo_rate", d.rate)
   set("apolo_reservation_id", d.reservation_id)
   log("info", req.uuid .. " " .. req.caller .. " -> " .. req.callee .. ": " .. outcome
-    .. " (" .. d.reason .. ")")
+    .. " (" .. d.reason .. ", " .. (d.seconds and int_str(d.seconds) .. "s" or "-") .. ")" .. how)
   if d.authorized then
     schedule_cutoff(d.seconds, cfg.hangup_cause)
   else

@@ -17,6 +17,11 @@ when known, apolo_account, apolo_max_duration, apolo_rate (rate_per_minute), apo
 apolo_error (what failed). An authorized call gets ``execute_on_answer=sched_hangup +N <cause>`` so
 the allowance counts from answer; a denied one is hung up with the reject cause.
 
+apolo_error is one of the codes both hooks share (dialplan/README.md lists them): bad_url,
+connection_refused, timeout (APOLO_TIMEOUT_MS spent: it bounds the whole authorization, connect,
+send, answer and the one retry on a dead keep-alive included; not a name lookup), connection_error,
+http_<status>, bad_json, bad_answer, uuid_mismatch, no_duration.
+
 Keep-alive connections live in a small lock-protected pool, deliberately not in threading.local:
 mod_python3 runs every invocation on a fresh PyThreadState that it clears afterwards, and clearing
 it empties every threading.local, so per-thread storage would open a new TCP connection per call.
@@ -28,8 +33,10 @@ import base64
 import http.client
 import importlib
 import json
+import math
 import os
 import select
+import socket
 import threading
 import time
 import urllib.parse
@@ -56,6 +63,17 @@ _STALE_ERRORS = (ConnectionError, http.client.BadStatusLine)
 
 class SidecarError(Exception):
     """The sidecar could not give a usable answer; ``str(exc)`` is a short code."""
+
+
+def error_code(exc: BaseException) -> str:
+    """The ``apolo_error`` code of a failed authorization (the same codes as the Lua hook)."""
+    if isinstance(exc, SidecarError):
+        return str(exc)
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection_refused"
+    if isinstance(exc, TimeoutError):  # socket.timeout too, and the budget running out
+        return "timeout"
+    return "connection_error"  # reset, closed without an answer, unreachable, TLS, DNS
 
 
 @dataclass(frozen=True)
@@ -105,6 +123,38 @@ class Decision:
     rate: str | None
     reservation_id: int | None
     sched_seconds: int | None
+
+
+class _BudgetSocket(socket.socket):
+    """A socket whose every send and receive waits at most until ``deadline``: the budget
+    holds for the whole exchange, even against an answer that trickles in byte by byte
+    (a plain socket timeout would start again at each byte)."""
+
+    deadline = math.inf
+
+    def sendall(self, data: Any, flags: int = 0) -> None:
+        self.settimeout(_remaining(self.deadline))
+        super().sendall(data, flags)
+
+    def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
+        self.settimeout(_remaining(self.deadline))
+        return super().recv_into(buffer, nbytes, flags)
+
+    def recv(self, bufsize: int, flags: int = 0) -> bytes:
+        self.settimeout(_remaining(self.deadline))
+        return super().recv(bufsize, flags)
+
+
+class _BudgetConnection(http.client.HTTPConnection):
+    """Plain HTTP over a :class:`_BudgetSocket` (https keeps the per-step timeouts)."""
+
+    deadline = math.inf
+
+    def connect(self) -> None:
+        super().connect()  # bounded by self.timeout, the budget left
+        plain = self.sock
+        self.sock = _BudgetSocket(plain.family, plain.type, plain.proto, fileno=plain.detach())
+        self.sock.deadline = self.deadline
 
 
 class Client:
@@ -160,11 +210,15 @@ class Client:
     def _exchange(
         self, conn: http.client.HTTPConnection, payload: bytes, deadline: float
     ) -> tuple[int, bytes]:
-        conn.timeout = _remaining(deadline)
-        if conn.sock is not None:
+        conn.timeout = _remaining(deadline)  # the connect, when there is one to make
+        if isinstance(conn, _BudgetConnection):
+            conn.deadline = deadline
+            if conn.sock is not None:
+                conn.sock.deadline = deadline
+        elif conn.sock is not None:
             conn.sock.settimeout(conn.timeout)
         conn.request("POST", self.path, body=payload, headers=self.headers)
-        if conn.sock is not None:
+        if conn.sock is not None and not isinstance(conn, _BudgetConnection):
             conn.sock.settimeout(_remaining(deadline))
         response = conn.getresponse()
         return response.status, response.read()
@@ -173,7 +227,7 @@ class Client:
         with self.lock:
             conn = self.idle.pop() if self.idle else None
         if conn is None:
-            cls = http.client.HTTPSConnection if self.https else http.client.HTTPConnection
+            cls = http.client.HTTPSConnection if self.https else _BudgetConnection
             return cls(self.host, self.port, timeout=self.timeout)
         if conn.sock is not None and _peer_closed(conn.sock):
             conn.close()  # the server dropped the idle keep-alive; this object reconnects
@@ -279,12 +333,7 @@ def authorize_session(session: Any, args: str | None = "") -> None:
         try:
             decision = _decide(request, *client.post(json.dumps(request).encode()))
         except (OSError, http.client.HTTPException, SidecarError) as exc:
-            _sidecar_failed(
-                session,
-                cfg,
-                request,
-                str(exc) if isinstance(exc, SidecarError) else type(exc).__name__,
-            )
+            _sidecar_failed(session, cfg, request, error_code(exc))
             return
         result = "authorized" if decision.authorized else "denied"
         _set(session, "apolo_result", result)

@@ -245,8 +245,10 @@ class SidecarProcess:
             self.proc.wait()
 
 
-def start_sidecar(db_url: str, redis_url: str, workers: int = 2, **env: str) -> SidecarProcess:
-    port = free_port()
+def start_sidecar(
+    db_url: str, redis_url: str, workers: int = 2, port: int | None = None, **env: str
+) -> SidecarProcess:
+    port = port or free_port()
     environ = {
         **os.environ,
         "DATABASE_URL": db_url,

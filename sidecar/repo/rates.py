@@ -38,6 +38,15 @@ def plan_snapshot(
             yield plan_version(conn, plan_id), iter(cur)
 
 
+def plan_has_rates(conn: psycopg.Connection[Any], plan_id: int, count: int) -> bool:
+    """Whether the plan holds at least ``count`` rates (reads no more than that many)."""
+    row = conn.execute(
+        "SELECT count(*) AS n FROM (SELECT 1 FROM rates WHERE plan_id = %s LIMIT %s) r",
+        (plan_id, count),
+    ).fetchone()
+    return row is not None and int(row["n"]) >= count
+
+
 def plan_version(conn: psycopg.Connection[Any], plan_id: int) -> int:
     """The plan's version; 0 when there is no such plan."""
     row = conn.execute("SELECT version FROM rate_plans WHERE id = %s", (plan_id,)).fetchone()

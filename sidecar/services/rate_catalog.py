@@ -7,9 +7,14 @@ costs the host its page cache once instead of each worker its heap. The first wo
 that needs a version builds the file under an exclusive lock on the plan, in a
 short-lived child process (``python -m sidecar.services.rate_catalog``): the build's
 transient memory (a few hundred MB for a million rates) and its CPU stay out of the
-long-lived worker, whose lookups go on at full speed meanwhile. The others wait on the
-lock and map the result; a restarted worker maps it in milliseconds. Files of versions
-older than the one just mapped are deleted (a worker still mapping one keeps its pages).
+long-lived worker, whose lookups go on at full speed meanwhile. A plan of fewer than
+``CHILD_MIN_RATES`` rates is built in the worker itself: that takes milliseconds, while
+starting the child's interpreter takes 0.2 s on an idle host and over a second on a busy
+one, long enough for the calls waiting on a new plan's first index to run out of the
+hook's time budget (the end-to-end tier saw a burst of calls on a new plan fail closed).
+The others wait on the lock and map the result; a restarted worker maps it in
+milliseconds. Files of versions older than the one just mapped are deleted (a worker
+still mapping one keeps its pages).
 
 A watcher thread per worker LISTENs on ``apolo_rates`` (sent by the rates triggers) and
 also polls ``rate_plans.version`` every ``poll_seconds``, so a missed notification
@@ -45,6 +50,7 @@ from sidecar.repo import rates as rates_repo
 log = logging.getLogger(__name__)
 Connect = Callable[[], psycopg.Connection[Any]]
 BUILD_TIMEOUT = 600.0  # seconds a child may take to build one plan
+CHILD_MIN_RATES = 20_000  # smaller plans are built in the worker (milliseconds)
 STALE_TEMP = 600.0  # an unfinished file older than this is a crashed build's
 STALE_DATABASE = 7 * 86400.0  # another cluster's directory unused this long is deleted
 TOUCH_EVERY = 3600.0  # a directory in use is touched this often (the watcher polls)
@@ -65,14 +71,17 @@ class RateCatalog:
         *,
         database_url: str = "",
         index_dir: str = "",
+        child_min_rates: int = CHILD_MIN_RATES,
     ) -> None:
         """``database_url`` is what a build child connects to; without it the worker
-        builds in its own process. ``index_dir`` defaults to ``default_index_dir()``."""
+        builds in its own process, as it does plans of fewer than ``child_min_rates``
+        rates. ``index_dir`` defaults to ``default_index_dir()``."""
         self._connect = connect
         self._poll = poll_seconds
         # the watcher's connection also hears ``apolo_accounts`` for the account directory
         self._on_accounts_changed = on_accounts_changed or (lambda: None)
         self._database_url = database_url
+        self._child_min_rates = child_min_rates
         self._base_dir = Path(index_dir or default_index_dir())
         self._dir: Path | None = None
         self._listening = False
@@ -160,7 +169,8 @@ class RateCatalog:
                 version = rates_repo.plan_version(conn, plan_id)
                 index = _try_load(directory / _file_name(plan_id, version))
                 if index is None:
-                    index, how = RateIndex.load(self._build(conn, plan_id, directory)), "built"
+                    path, how = self._build(conn, plan_id, directory)
+                    index = RateIndex.load(path)
                 _remove_older(directory, plan_id, index.version)
         log.info(
             "rate plan %s v%s: %d rates %s in %.3fs",
@@ -168,9 +178,16 @@ class RateCatalog:
         )  # fmt: skip
         return index
 
-    def _build(self, conn: psycopg.Connection[Any], plan_id: int, directory: Path) -> Path:
-        if not self._database_url or not sys.executable:
-            return build_file(conn, plan_id, directory)
+    def _build(
+        self, conn: psycopg.Connection[Any], plan_id: int, directory: Path
+    ) -> tuple[Path, str]:
+        """The new file, and how it was built."""
+        if (
+            not self._database_url
+            or not sys.executable
+            or not rates_repo.plan_has_rates(conn, plan_id, self._child_min_rates)
+        ):
+            return build_file(conn, plan_id, directory), "built"
         proc = subprocess.run(
             [sys.executable, "-m", __name__, str(plan_id), str(directory)],
             env={**os.environ, "APOLO_BUILD_DATABASE_URL": self._database_url},
@@ -181,7 +198,7 @@ class RateCatalog:
         )
         if proc.returncode != 0:
             raise RuntimeError(f"building rate plan {plan_id} failed: {proc.stderr[-2000:]}")
-        return Path(json.loads(proc.stdout.splitlines()[-1])["path"])
+        return Path(json.loads(proc.stdout.splitlines()[-1])["path"]), "built in a child"
 
     def _ensure_watcher(self) -> None:
         if self._pid == os.getpid() and self._watcher is not None:

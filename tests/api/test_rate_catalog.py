@@ -62,6 +62,25 @@ def test_workers_share_one_file_built_once(seed, db_url, tmp_path, caplog) -> No
     assert (os.stat(tmp_path).st_mode & 0o777) == 0o700 == (os.stat(database_dir).st_mode & 0o777)
 
 
+def test_small_plans_build_in_the_worker_big_in_a_child(seed, db_url, tmp_path, caplog) -> None:  # type: ignore[no-untyped-def]
+    seed.plan([("51", "0.10"), ("519", "0.30")])
+    small = seed.plans[-1]
+    seed.plan([("44", "0.20"), ("441", "0.25")])
+    big = seed.plans[-1]
+    in_worker, in_child = _catalog(db_url, tmp_path), _catalog(db_url, tmp_path, child_min_rates=2)
+    try:
+        with caplog.at_level(logging.INFO, logger="sidecar.services.rate_catalog"):
+            assert in_worker.index(small).lookup("5198", NOW).prefix == "519"
+            assert in_child.index(big).lookup("4410", NOW).prefix == "441"
+    finally:
+        in_worker.stop()
+        in_child.stop()
+    [built_small] = [r.getMessage() for r in caplog.records if f"plan {small} " in r.getMessage()]
+    [built_big] = [r.getMessage() for r in caplog.records if f"plan {big} " in r.getMessage()]
+    assert " 2 rates built in " in built_small and "child" not in built_small
+    assert " 2 rates built in a child in " in built_big
+
+
 def test_a_changed_plan_is_swapped_and_its_old_file_removed(seed, db_url, tmp_path) -> None:  # type: ignore[no-untyped-def]
     seed.plan([("51", "0.10")])
     plan_id = seed.plans[-1]

@@ -29,6 +29,7 @@ from doubles.fs_session import (
     install_fake_freeswitch,
     remove_fake_freeswitch,
 )
+from doubles.raw_peer import raw_peer
 
 add_fs_scripts_to_path()
 import apolo_authorize  # noqa: E402
@@ -370,7 +371,7 @@ def test_timeout_fails_closed_within_budget(sidecar: FakeSidecar) -> None:
     assert time.monotonic() - started < 0.6
     assert session.variables["apolo_result"] == "error"
     assert session.variables["apolo_reason"] == "sidecar_unavailable"
-    assert session.variables["apolo_error"] == "TimeoutError"
+    assert session.variables["apolo_error"] == "timeout"
     assert session.hangups == ["CALL_REJECTED"]
     assert "execute_on_answer" not in session.variables
     # The timed-out connection was dropped: the late answer cannot be read by the next call.
@@ -412,9 +413,31 @@ def test_connection_refused_fails_closed(fs_module: FakeFreeswitchModule) -> Non
     finally:
         apolo_fs.configure(apolo_fs.Settings())
     assert session.variables["apolo_result"] == "error"
-    assert session.variables["apolo_error"] == "ConnectionRefusedError"
+    assert session.variables["apolo_error"] == "connection_refused"
     assert session.hangups == ["CALL_REJECTED"]
     assert any(level == "err" for level, _ in fs_module.logs)
+
+
+@pytest.mark.parametrize(
+    ("mode", "error"),
+    [("hangs_up", "connection_error"), ("silent", "timeout"), ("dribbles", "timeout")],
+)
+def test_a_sick_sidecar_fails_closed_within_the_whole_budget(
+    fs_module: FakeFreeswitchModule, mode: str, error: str
+) -> None:
+    # "dribbles" answers a whole 200 one byte every 50 ms: each read is quick, the answer
+    # is not, and only a budget over the whole exchange stops it
+    with raw_peer(mode, dribble_interval=0.05) as url:
+        apolo_fs.configure(apolo_fs.Settings(url=url, timeout_ms=400))
+        started = time.monotonic()
+        try:
+            session = call()
+        finally:
+            apolo_fs.configure(apolo_fs.Settings())
+    assert time.monotonic() - started < 0.7
+    assert session.variables["apolo_result"] == "error"
+    assert session.variables["apolo_error"] == error
+    assert session.hangups == ["CALL_REJECTED"]
 
 
 @pytest.mark.parametrize("url", ["127.0.0.1:8080", "http://127.0.0.1:port"])

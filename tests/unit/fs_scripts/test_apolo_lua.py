@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 import subprocess
 import threading
+import time
 import urllib.parse
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -20,6 +22,7 @@ from typing import Any
 
 import pytest
 from doubles.fs_lua import LUA_SCRIPT, LuaRun, lua_interpreters, run_lua
+from doubles.raw_peer import raw_peer
 
 INTERPRETERS = lua_interpreters()
 pytestmark = pytest.mark.skipif(not INTERPRETERS, reason="no Lua interpreter installed")
@@ -55,9 +58,11 @@ def lua(request: pytest.FixtureRequest) -> str:
 
 
 def run(lua: str, tmp_path: Path, status: int = 200, body: Any = None, **kw: Any) -> LuaRun:
+    """The script over mod_curl giving canned output (LuaSocket hidden: it would come first)."""
     text = body if isinstance(body, str) or body is None else json.dumps(body)
     kw.setdefault("canned", mod_curl_output(status, text if body is not None else None))
     kw.setdefault("env", ENV)
+    kw.setdefault("luasocket", False)
     return run_lua(lua, kw.pop("variables", VARS), tmp_dir=tmp_path, **kw)
 
 
@@ -83,6 +88,22 @@ def test_authorized(lua: str, tmp_path: Path) -> None:
     assert any(level == "info" and "authorized" in msg for level, msg in r.logs)
 
 
+@pytest.mark.parametrize("url", ["127.0.0.1:8080", "http://127.0.0.1:port", "ftp://x", "http://"])
+def test_bad_sidecar_url_fails_closed(lua: str, tmp_path: Path, url: str) -> None:
+    r = run(lua, tmp_path, body=answer(), env={**ENV, "APOLO_SIDECAR_URL": url})
+    assert r.variables["apolo_error"] == "bad_url"
+    assert r.api_calls == [] and r.hangups == ["CALL_REJECTED"]
+
+
+def test_https_goes_to_mod_curl_even_with_luasocket(lua: str, tmp_path: Path) -> None:
+    env = {**ENV, "APOLO_SIDECAR_URL": "https://sidecar.example:8443"}
+    r = run(lua, tmp_path, body=answer(), env=env, luasocket=True)
+    [(cmd, args)] = r.api_calls
+    assert cmd == "curl" and args.startswith("https://freeswitch:")
+    assert r.variables["apolo_result"] == "authorized"
+    assert any("via mod_curl in " in msg for _, msg in r.logs), r.logs
+
+
 def test_mod_curl_command_line(lua: str, tmp_path: Path) -> None:
     r = run(lua, tmp_path, body=answer(), env={**ENV, "APOLO_SIDECAR_URL": "http://10.9.8.7:81/"})
     [(cmd, args)] = r.api_calls
@@ -91,7 +112,9 @@ def test_mod_curl_command_line(lua: str, tmp_path: Path) -> None:
     assert words[0] == "http://freeswitch:s3cret%3Awith%20colon@10.9.8.7:81/v1/authorize"
     assert words[1] == "json"
     assert words[words.index("content-type") + 1] == "application/json"
-    assert words[words.index("timeout") + 1] == "2"  # 1500 ms, rounded up to whole seconds
+    # mod_curl takes whole seconds: 1500 ms rounded down, so the budget is never exceeded
+    assert words[words.index("timeout") + 1] == "1"
+    assert words[words.index("connect-timeout") + 1] == "1"
     assert words[-2] == "post"
     sent = json.loads(urllib.parse.unquote(words[-1]))
     assert sent == {"uuid": UUID, "caller": "100001", "callee": "51987654321",
@@ -154,14 +177,14 @@ def test_denied(lua: str, tmp_path: Path) -> None:
     ("canned", "error"),
     [
         (mod_curl_output(500, '{"authorized": true}'), "http_500"),
-        (mod_curl_output(0, None), "connect_error"),
+        (mod_curl_output(0, None), "connection_error"),
         (mod_curl_output(200, "<html>oops</html>"), "bad_json"),
         (mod_curl_output(200, '{"authorized": "yes"}'), "bad_answer"),
         (mod_curl_output(200, json.dumps(answer(uuid="other"))), "uuid_mismatch"),
         (mod_curl_output(200, json.dumps(answer(sched_hangup_seconds=..., max_duration=...))),
          "no_duration"),
         (mod_curl_output(200, None), "bad_json"),
-        ("not json at all", "bad_curl_output"),
+        ("not json at all", "connection_error"),
     ],
 )  # fmt: skip
 def test_unusable_answers_fail_closed(lua: str, tmp_path: Path, canned: str, error: str) -> None:
@@ -171,6 +194,7 @@ def test_unusable_answers_fail_closed(lua: str, tmp_path: Path, canned: str, err
     assert r.variables["apolo_error"] == error
     assert r.hangups == ["CALL_REJECTED"]
     assert "execute_on_answer" not in r.variables
+    assert any(level == "err" and "via mod_curl in " in msg for level, msg in r.logs), r.logs
 
 
 def test_no_transport_at_all_fails_closed(lua: str, tmp_path: Path) -> None:
@@ -239,16 +263,58 @@ def test_over_http(lua: str, tmp_path: Path, http_server: str, transport: str) -
         pytest.skip("the curl tool stands in for mod_curl's libcurl")
     mode = "cli" if transport == "mod_curl" else "missing"
     env = {**ENV, "APOLO_SIDECAR_URL": http_server}
-    r = run_lua(lua, VARS, mode=mode, env=env, tmp_dir=tmp_path)
+    luasocket = transport == "luasocket"  # when present, LuaSocket comes first
+    r = run_lua(lua, VARS, mode=mode, env=env, tmp_dir=tmp_path, luasocket=luasocket)
     if transport == "luasocket" and r.variables.get("apolo_error") == "no_http_transport":
         pytest.skip(f"LuaSocket is not installed for {lua}")
     assert r.variables["apolo_result"] == "authorized", r.logs
+    assert any(level == "info" and f"via {transport} in " in msg for level, msg in r.logs)
     [seen] = _Recorder.seen
     assert seen["path"] == "/v1/authorize"
     assert seen["headers"]["Content-Type"] == "application/json"
     assert seen["headers"]["Authorization"] == "Basic ZnJlZXN3aXRjaDpzM2NyZXQ6d2l0aCBjb2xvbg=="
     assert seen["json"]["uuid"] == UUID
     _Recorder.status = 500
-    r = run_lua(lua, VARS, mode=mode, env=env, tmp_dir=tmp_path)
+    r = run_lua(lua, VARS, mode=mode, env=env, tmp_dir=tmp_path, luasocket=luasocket)
     assert r.variables["apolo_error"] == "http_500"
     assert r.hangups == ["CALL_REJECTED"]
+
+
+# ------------------------------------------------------------------ LuaSocket: codes and budget
+# the same codes, and the same whole-request budget, as the Python hook (test_apolo_fs.py)
+
+
+def luasocket_run(lua: str, tmp_path: Path, url: str, timeout_ms: int = 1500) -> LuaRun:
+    env = {**ENV, "APOLO_SIDECAR_URL": url, "APOLO_TIMEOUT_MS": str(timeout_ms)}
+    r = run_lua(lua, VARS, mode="missing", env=env, tmp_dir=tmp_path)
+    if r.variables.get("apolo_error") == "no_http_transport":
+        pytest.skip(f"LuaSocket is not installed for {lua}")
+    return r
+
+
+def test_connection_refused(lua: str, tmp_path: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    r = luasocket_run(lua, tmp_path, f"http://127.0.0.1:{port}")
+    assert r.variables["apolo_error"] == "connection_refused"
+    assert r.hangups == ["CALL_REJECTED"]
+    assert any(level == "err" and "via luasocket in " in msg for level, msg in r.logs), r.logs
+
+
+@pytest.mark.parametrize(
+    ("mode", "error"),
+    [("hangs_up", "connection_error"), ("silent", "timeout"), ("dribbles", "timeout")],
+)
+def test_a_sick_sidecar_fails_closed_within_the_whole_budget(
+    lua: str, tmp_path: Path, mode: str, error: str
+) -> None:
+    # "dribbles": a whole 200 one byte every 50 ms; only a budget over the whole request
+    # stops it (a per-operation timeout never fires)
+    with raw_peer(mode, dribble_interval=0.05) as url:
+        started = time.monotonic()
+        r = luasocket_run(lua, tmp_path, url, timeout_ms=400)
+        took = time.monotonic() - started
+    assert r.variables["apolo_error"] == error
+    assert r.variables["apolo_result"] == "error" and r.hangups == ["CALL_REJECTED"]
+    assert took < 0.4 + 0.5  # the interpreter's own start included
