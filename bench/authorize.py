@@ -15,6 +15,7 @@ from typing import Any
 
 import psycopg
 
+from bench.data import PBX_IDENTITY
 from bench.loadgen import Spec, percentile
 from bench.procs import Server, load
 
@@ -66,7 +67,9 @@ def authorize_spec(server: Server, auth: tuple[str, str], calls: list[Call], **k
         (
             "/v1/authorize",
             "application/json",
-            json.dumps({"uuid": c.uuid, "caller": c.caller, "callee": c.callee}).encode(),
+            json.dumps(
+                {"uuid": c.uuid, "caller": c.caller, "callee": c.callee, "variables": PBX_IDENTITY}
+            ).encode(),
         )
         for c in calls
     ]

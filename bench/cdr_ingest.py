@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bench.authorize import Call
+from bench.data import PBX_IDENTITY
 from bench.loadgen import Spec
 from bench.procs import Server, load
 from sidecar.simulator.cdr_template import build_cdr
@@ -58,7 +59,7 @@ def build_batch(calls: list[Call], duplicate_ratio: float, seed: int) -> CdrBatc
     for call in calls:
         if call.authorized:
             billusec = rng.randint(1_000_000, 180_000_000)
-            body = build_cdr(call.uuid, call.caller, call.callee, answer_us, billusec, call.caller)
+            body = build_cdr(call.uuid, call.caller, call.callee, answer_us, billusec, PBX_IDENTITY)
         else:
             body = build_cdr(
                 call.uuid,
@@ -66,7 +67,7 @@ def build_batch(calls: list[Call], duplicate_ratio: float, seed: int) -> CdrBatc
                 call.callee,
                 answer_us,
                 0,
-                call.caller,
+                PBX_IDENTITY,
                 hangup_cause=REJECT_CAUSE,
             )
         request = (f"/freeswitch/cdr?uuid=a_{call.uuid}", "text/xml", body)

@@ -216,11 +216,21 @@ def fresh_database(server_url: str, name: str) -> str:
     return url
 
 
+# The load generators play calls from a PBX at this address; its trunk bills the account
+# whose ANI is the caller ID (the identity rule's trunk path, as upgraded installs use it).
+PBX_TRUNK = "bench-pbx"
+PBX_CIDR = "192.0.2.0/24"
+PBX_IDENTITY = {"sip_network_ip": "192.0.2.10"}
+
+
 def create_accounts(url: str, plan: str, numbers: list[str], balance: Decimal) -> None:
-    """Prepaid accounts on ``plan`` (ANI = number), created the way the CLI creates them."""
+    """Prepaid accounts on ``plan`` (ANI = number), created the way the CLI creates them,
+    and the trunk of the PBX their calls come from."""
     from psycopg.rows import dict_row
 
+    from sidecar.repo import trunks as trunks_repo
     from sidecar.services.accounts import create_account
+    from sidecar.services.trunks import create_trunk
 
     with psycopg.connect(url, row_factory=dict_row) as conn:
         for number in numbers:
@@ -233,4 +243,7 @@ def create_accounts(url: str, plan: str, numbers: list[str], balance: Decimal) -
                 balance=balance,
                 anis=[number],
             )
+        if trunks_repo.get(conn, PBX_TRUNK) is None:
+            create_trunk(conn, actor="bench", name=PBX_TRUNK, cidrs=[PBX_CIDR],
+                         trust_caller_id=True)  # fmt: skip
         conn.commit()

@@ -18,13 +18,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.data import PBX_IDENTITY
 from bench.loadgen import summarize
 from bench.procs import ROOT
 
 
 class _Session:
     def __init__(self, uuid: str, caller: str, callee: str) -> None:
-        self.vars = {"uuid": uuid, "caller_id_number": caller, "destination_number": callee}
+        self.vars = {"uuid": uuid, "caller_id_number": caller, "destination_number": callee,
+                     **PBX_IDENTITY}  # fmt: skip
 
     def getVariable(self, name: str) -> str | None:
         return self.vars.get(name)

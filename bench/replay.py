@@ -27,6 +27,7 @@ from urllib.parse import quote
 import psycopg
 
 from bench.cdr_ingest import Delivered
+from bench.data import PBX_IDENTITY
 from bench.procs import ROOT
 from sidecar.cli.cdr_bulk import load_file
 from sidecar.simulator.cdr_template import build_cdr
@@ -58,7 +59,7 @@ def write_backlog(
 ) -> int:
     for n, (uuid, caller, callee) in enumerate(calls):
         billusec = 1_000_000 + (n * 7_919_000) % 170_000_000
-        xml = build_cdr(uuid, caller, callee, answer_us, billusec, caller)
+        xml = build_cdr(uuid, caller, callee, answer_us, billusec, PBX_IDENTITY)
         body = xml if n % 2 else quote(xml, safe="").encode("ascii")
         (directory / f"a_{uuid}.cdr.xml").write_bytes(body)
     for uuid, xml in stored:

@@ -1,8 +1,9 @@
 --[[
-Apolo call authorization for mod_lua: <action application="lua" data="apolo_authorize.lua"/>
-(optionally "apolo_authorize.lua account=<x>"). The twin of apolo_authorize.py / apolo_fs.py for
-installs without mod_python3: same environment variables, same channel variables, same
-apolo_error codes, same time budget, fails closed.
+Apolo call authorization for mod_lua: <action application="lua" data="apolo_authorize.lua"/>.
+The twin of apolo_authorize.py / apolo_fs.py for installs without mod_python3: same environment
+variables, same channel variables, same apolo_error codes, same time budget, fails closed. It
+never chooses who pays: it sends the channel variables that say who is calling
+(IDENTITY_VARIABLES) and the sidecar decides.
 
 Requirements (checked against FreeSWITCH 1.10's mod_lua, which offers no HTTP client of its own;
 dialplan/README.md says how to install them):
@@ -33,7 +34,11 @@ can report besides timeout), http_<status>, bad_json, bad_answer, uuid_mismatch,
 ]]
 
 local VAR_UUID, VAR_CALLER, VAR_CALLEE = "uuid", "caller_id_number", "destination_number"
-local VAR_ACCOUNT, VAR_EXECUTE_ON_ANSWER = "accountcode", "execute_on_answer"
+local VAR_EXECUTE_ON_ANSWER = "execute_on_answer"
+-- sent as they are; the sidecar knows which of them a caller can forge
+local IDENTITY_VARIABLES = { "accountcode", "sip_authorized", "sip_auth_username",
+  "sip_auth_realm", "domain_name", "sip_network_ip", "sip_received_ip",
+  "sip_h_X-Billing-Account" }
 local AUTHORIZE_PATH = "/v1/authorize"
 
 local function log(level, msg)
@@ -325,7 +330,7 @@ local function decide(req, status, body)
     authorized = data.authorized,
     reason = type(data.reason) == "string" and data.reason
       or (data.authorized and "authorized" or "denied"),
-    account = type(data.account) == "string" and data.account or req.account,
+    account = type(data.account) == "string" and data.account or nil,
     max_duration = max_duration,
     rate = rate ~= nil and tostring(rate) or nil,
     reservation_id = is_int(data.reservation_id) and data.reservation_id or nil,
@@ -355,7 +360,6 @@ end
 
 local function sidecar_failed(cfg, req, err, how)
   set("apolo_error", err)
-  set("apolo_account", req.account)
   if cfg.fail_open then
     log("warning", req.uuid .. ": sidecar unavailable (" .. err .. how .. "); fail-open, cut off"
       .. " after " .. int_str(cfg.fail_open_max_seconds) .. "s")
@@ -371,20 +375,28 @@ local function sidecar_failed(cfg, req, err, how)
   session:hangup(cfg.reject_cause)
 end
 
-local function authorize(cfg)
-  local override
-  for _, arg in ipairs(argv or {}) do
-    override = tostring(arg):match("^account=(.+)$") or override
+local function identity_json()
+  local parts = {}
+  for _, name in ipairs(IDENTITY_VARIABLES) do
+    local value = var(name)
+    if value ~= nil then parts[#parts + 1] = json_string(name) .. ":" .. json_string(value) end
   end
+  return "{" .. table.concat(parts, ",") .. "}"
+end
+
+local function authorize(cfg)
   local req = {
     uuid = var(VAR_UUID) or session:get_uuid(),
     caller = var(VAR_CALLER) or "",
     callee = var(VAR_CALLEE) or "",
-    account = override or var(VAR_ACCOUNT),
   }
+  for _, arg in ipairs(argv or {}) do
+    if tostring(arg):match("^account=") then
+      log("warning", req.uuid .. ": 'account=' is ignored; the sidecar decides who pays")
+    end
+  end
   local body = "{\"uuid\":" .. json_string(req.uuid) .. ",\"caller\":" .. json_string(req.caller)
-    .. ",\"callee\":" .. json_string(req.callee) .. ",\"account\":"
-    .. (req.account and json_string(req.account) or "null") .. "}"
+    .. ",\"callee\":" .. json_string(req.callee) .. ",\"variables\":" .. identity_json() .. "}"
   local started = clock()
   local status, result, transport = post(cfg, body)
   -- the transport in every line: an operator must see which HTTP client the calls depend on

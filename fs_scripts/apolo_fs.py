@@ -12,6 +12,9 @@ once, from the FreeSWITCH process environment, when this module is first importe
     APOLO_REJECT_CAUSE           CALL_REJECTED          hangup cause: denied / failed-closed calls
     APOLO_HANGUP_CAUSE           ALLOTTED_TIMEOUT       cause used when the allowance runs out
 
+The hook never chooses who pays: it sends the call and the channel variables that say who is
+calling (IDENTITY_VARIABLES), and the sidecar applies its identity rule (see dialplan/README.md).
+
 Channel variables set on every call: apolo_result (authorized | denied | error), apolo_reason and,
 when known, apolo_account, apolo_max_duration, apolo_rate (rate_per_minute), apolo_reservation_id,
 apolo_error (what failed). An authorized call gets ``execute_on_answer=sched_hangup +N <cause>`` so
@@ -52,8 +55,19 @@ except ImportError:
 VAR_UUID = "uuid"
 VAR_CALLER = "caller_id_number"
 VAR_CALLEE = "destination_number"
-VAR_ACCOUNT = "accountcode"
 VAR_EXECUTE_ON_ANSWER = "execute_on_answer"
+# Sent as they are; which of them the caller can forge is the sidecar's business
+# (sidecar/freeswitch/caller_facts.py holds the same list).
+IDENTITY_VARIABLES = (
+    "accountcode",
+    "sip_authorized",
+    "sip_auth_username",
+    "sip_auth_realm",
+    "domain_name",
+    "sip_network_ip",
+    "sip_received_ip",
+    "sip_h_X-Billing-Account",
+)
 
 AUTHORIZE_PATH = "/v1/authorize"
 MAX_IDLE_CONNECTIONS = 16
@@ -287,7 +301,7 @@ def _decide(request: dict[str, Any], status: int, body: bytes) -> Decision:
     return Decision(
         authorized=data["authorized"],
         reason=str(data.get("reason") or ("authorized" if data["authorized"] else "denied")),
-        account=account if isinstance(account, str) else request["account"],
+        account=account if isinstance(account, str) else None,
         max_duration=max_duration,
         rate=str(rate["rate_per_minute"])
         if isinstance(rate, dict) and "rate_per_minute" in rate
@@ -319,6 +333,15 @@ def _var(session: Any, name: str) -> str | None:
     return value if value else None
 
 
+def _identity_variables(session: Any) -> dict[str, str]:
+    found = {}
+    for name in IDENTITY_VARIABLES:
+        value = _var(session, name)
+        if value is not None:
+            found[name] = value
+    return found
+
+
 def authorize_session(session: Any, args: str | None = "") -> None:
     """Ask the sidecar whether this call may proceed and act on the answer. Never raises."""
     cfg, client, started = _settings, _client, time.monotonic()
@@ -328,8 +351,10 @@ def authorize_session(session: Any, args: str | None = "") -> None:
             "uuid": _var(session, VAR_UUID) or str(session.get_uuid()),
             "caller": _var(session, VAR_CALLER) or "",
             "callee": _var(session, VAR_CALLEE) or "",
-            "account": _parse_args(args).get("account") or _var(session, VAR_ACCOUNT),
+            "variables": _identity_variables(session),
         }
+        if "account" in _parse_args(args):
+            _log("warning", f"{request['uuid']}: 'account=' is ignored; the sidecar decides")
         try:
             decision = _decide(request, *client.post(json.dumps(request).encode()))
         except (OSError, http.client.HTTPException, SidecarError) as exc:
@@ -361,7 +386,6 @@ def authorize_session(session: Any, args: str | None = "") -> None:
 
 def _sidecar_failed(session: Any, cfg: Settings, request: dict[str, Any], error: str) -> None:
     _set(session, "apolo_error", error)
-    _set(session, "apolo_account", request["account"])
     if cfg.fail_open:
         _log(
             "warning",

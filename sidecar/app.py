@@ -66,11 +66,12 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
         rates,
         reports,
         session,
+        trunks,
     )
 
     for module in (
         health, authorize, accounts, cdrs, calls, freeswitch_cdr, freeswitch_dialplan, cucm, fac,
-        session, openapi, rates, reports, metrics,
+        session, openapi, rates, reports, metrics, trunks,
     ):  # fmt: skip
         app.register_blueprint(module.bp)
 

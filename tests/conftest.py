@@ -32,8 +32,28 @@ FS_PASSWORD = "test-fs-secret"
 # sidecar reads them in this order too (sidecar/repo/rates.py); other orders can deadlock
 DATA_TABLES = (
     "rates, rate_plans, audit_log, ledger, cdrs, reservations, account_anis, accounts, api_tokens,"
-    " cucm_files, users, user_sessions, login_failures, idempotency_keys"
+    " cucm_files, users, user_sessions, login_failures, idempotency_keys, trunk_cidrs, trunks,"
+    " account_sip_users"
 )
+# Who the tests' callers are. Unless a test says otherwise, its calls come from the test PBX,
+# whose trunk (created with the first seeded account) bills the account whose ANI is the
+# caller ID, as Apolo billed every call before issue #11. Tests of the identity rule itself
+# use other addresses (203.0.113.0/24) and facts.
+TEST_TRUNK = "test-pbx"
+TEST_PBX_CIDR = "198.51.100.0/24"
+TEST_PBX_IP = "198.51.100.10"
+TEST_PBX = {"sip_network_ip": TEST_PBX_IP}
+
+
+def call_body(uuid: str, caller: str, callee: str = "51987654321", **variables: str) -> dict:
+    """A ``POST /v1/authorize`` body as the hook sends it for a call from the test PBX;
+    ``variables`` add or replace channel variables."""
+    return {
+        "uuid": uuid,
+        "caller": caller,
+        "callee": callee,
+        "variables": {**TEST_PBX, **variables},
+    }
 
 
 def _with_db(url: str, name: str) -> str:
@@ -137,6 +157,7 @@ class Seed:
         from sidecar.services.accounts import create_account
 
         plan = plan or self.plan(rates if rates is not None else [("51", "0.60")])
+        self.test_pbx()
         with self._conn() as c:
             create_account(
                 c,
@@ -153,6 +174,30 @@ class Seed:
                 c.execute("UPDATE accounts SET status = %s WHERE number = %s", (status, number))
             c.commit()
         return number
+
+    def trunk(
+        self,
+        name: str,
+        cidrs: list[str],
+        account: str | None = None,
+        trust_caller_id: bool = False,
+        trust_billing_header: bool = False,
+    ) -> str:
+        from sidecar.services.trunks import create_trunk
+
+        with self._conn() as c:
+            create_trunk(c, actor="test", name=name, cidrs=cidrs, account=account,
+                         trust_caller_id=trust_caller_id,
+                         trust_billing_header=trust_billing_header)  # fmt: skip
+            c.commit()
+        return name
+
+    def test_pbx(self) -> None:
+        """The test PBX's trunk (see TEST_TRUNK), once."""
+        with self._conn() as c:
+            if c.execute("SELECT 1 FROM trunks WHERE name = %s", (TEST_TRUNK,)).fetchone():
+                return
+        self.trunk(TEST_TRUNK, [TEST_PBX_CIDR], trust_caller_id=True)
 
     def balance(self, number: str) -> dict[str, str]:
         with self._conn() as c:

@@ -39,6 +39,7 @@ _UPDATABLE = {
     "low_balance_threshold",
     "anis",
     "max_call_cost",
+    "sip_users",
 }
 _MAX_PAGE = 500
 
@@ -60,6 +61,16 @@ def _anis(value: object) -> list[str]:
     ):
         raise ApiError(400, "invalid_request", "anis must be a list of non-empty strings")
     return [a.strip() for a in value]
+
+
+def _sip_users(value: object) -> list[str]:
+    if (
+        not isinstance(value, list)
+        or len(value) > 100
+        or not all(isinstance(u, str) for u in value)
+    ):
+        raise ApiError(400, "invalid_request", "sip_users must be a list of user@domain strings")
+    return accounts_service.sip_users(value)
 
 
 def _max_calls(value: object) -> int | None:
@@ -161,6 +172,7 @@ def create_account():  # type: ignore[no-untyped-def]
         max_calls=max_calls,
         name=str(body.get("name") or ""),
         low_balance_threshold=_optional_money(body, "low_balance_threshold"),
+        sip_user_list=None if body.get("sip_users") is None else _sip_users(body["sip_users"]),
     )
     return jsonify(created), 201
 
@@ -190,6 +202,8 @@ def update_account(number: str):  # type: ignore[no-untyped-def]
         changes["anis"] = _anis(body["anis"])
     if "max_call_cost" in body:
         changes["max_call_cost"] = _optional_money(body, "max_call_cost")
+    if "sip_users" in body:
+        changes["sip_users"] = _sip_users(body["sip_users"])
     result = accounts_service.update_account(
         get_conn(), actor=g.actor, number=number, changes=changes
     )

@@ -52,9 +52,7 @@ def dialplan():  # type: ignore[no-untyped-def]
     if call.section != "dialplan" or call.context not in cfg.dialplan_contexts:
         return _xml(not_found_document())
     result = run_authorization(
-        AuthorizeRequest(
-            uuid=call.uuid, caller=call.caller, callee=call.callee, account=call.account
-        )
+        AuthorizeRequest(uuid=call.uuid, caller=call.caller, callee=call.callee, facts=call.facts)
     )
     variables = channel_variables(result)
     if not result.authorized:

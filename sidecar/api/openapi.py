@@ -15,6 +15,7 @@ from flask import Blueprint, Flask, current_app, jsonify
 from werkzeug.routing import Rule
 
 from sidecar.auth import require
+from sidecar.freeswitch.caller_facts import IDENTITY_VARIABLES
 
 bp = Blueprint("openapi", __name__, url_prefix="/v1")
 
@@ -67,6 +68,12 @@ _ACCOUNT_FIELDS: Json = {
     "max_calls": {"type": ["integer", "null"], "minimum": 1},
     "low_balance_threshold": {"oneOf": [MONEY, {"type": "null"}]},
     "anis": {"type": "array", "items": {"type": "string"}},
+    "sip_users": {
+        "type": "array",
+        "items": {"type": "string", "examples": ["1001@pbx.example"]},
+        "description": "authenticated SIP users (digest username @ directory domain) this "
+        "account pays for; each belongs to one account",
+    },
 }
 _TIME_RANGE = [
     _q("from", "start (inclusive)", TIMESTAMP, required=True),
@@ -146,12 +153,25 @@ OPERATIONS: dict[tuple[str, str], Json] = {
     ("/v1/session", "delete"): {"summary": "Logout: ends the session, clears the cookie"},
     ("/v1/authorize", "post"): {
         "summary": "May this call connect, for how long (reserves the money)",
+        "description": "The hook sends the call and the channel variables that say who is "
+        "calling; the sidecar decides who pays (accountcode of an authenticated user, "
+        "authenticated SIP user, or declared trunk), or refuses with unidentified_caller.",
         "requestBody": _json_body(
             {
                 "type": "object",
                 "required": ["uuid", "caller", "callee"],
                 "properties": {
-                    k: {"type": "string"} for k in ("uuid", "caller", "callee", "account")
+                    **{k: {"type": "string"} for k in ("uuid", "caller", "callee")},
+                    "variables": {
+                        "type": "object",
+                        "maxProperties": 64,
+                        "description": "channel variables; only these count: "
+                        + ", ".join(IDENTITY_VARIABLES),
+                        "properties": {
+                            v: {"type": "string", "maxLength": 512} for v in IDENTITY_VARIABLES
+                        },
+                        "additionalProperties": {"type": "string", "maxLength": 512},
+                    },
                 },
             }
         ),
@@ -352,6 +372,51 @@ OPERATIONS: dict[tuple[str, str], Json] = {
     },
     ("/v1/rerating/runs", "get"): {"summary": "Past rerating runs"},
     ("/v1/alerts/low-balance", "get"): {"summary": "Low-balance alerts"},
+    ("/v1/trunks", "get"): {
+        "summary": "Declared trunks",
+        "response": {
+            "type": "object",
+            "properties": {"trunks": {"type": "array", "items": _ref("Trunk")}},
+        },
+    },
+    ("/v1/trunks", "post"): {
+        "summary": "Declare a trunk (audited)",
+        "description": "Calls whose INVITE comes from one of its CIDRs are the trunk's: "
+        "billed to its account, or by the caller ID / billing header where trusted. "
+        "Refused: a CIDR overlapping another trunk's (409 trunk_overlap), an unknown "
+        "account (404), a trunk with neither an account nor a trusted source (400).",
+        "requestBody": _json_body(
+            {
+                "type": "object",
+                "required": ["name", "cidrs"],
+                "additionalProperties": False,
+                "properties": {
+                    "name": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"},
+                    "cidrs": {
+                        "type": "array",
+                        "minItems": 1,
+                        "items": {"type": "string", "examples": ["203.0.113.0/24"]},
+                    },
+                    "account": {"type": ["string", "null"]},
+                    "trust_caller_id": {"type": "boolean", "default": False},
+                    "trust_billing_header": {"type": "boolean", "default": False},
+                },
+            }
+        ),
+        "response": _ref("Trunk"),
+    },
+    ("/v1/trunks/{name}", "delete"): {"summary": "Delete a trunk (audited)"},
+}
+_TRUNK: Json = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string"},
+        "cidrs": {"type": "array", "items": {"type": "string"}},
+        "account": {"type": ["string", "null"]},
+        "trust_caller_id": {"type": "boolean"},
+        "trust_billing_header": {"type": "boolean"},
+        "created_at": TIMESTAMP,
+    },
 }
 
 _ERROR: Json = {
@@ -459,7 +524,13 @@ def build_document(app: Flask) -> Json:
                     "limited by APOLO_FS_ALLOW when set",
                 },
             },
-            "schemas": {"Error": _ERROR, "Money": MONEY, "Timestamp": TIMESTAMP, "Cdr": _CDR},
+            "schemas": {
+                "Error": _ERROR,
+                "Money": MONEY,
+                "Timestamp": TIMESTAMP,
+                "Cdr": _CDR,
+                "Trunk": _TRUNK,
+            },
             "responses": {
                 "Error": {
                     "description": "error",

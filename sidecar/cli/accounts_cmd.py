@@ -37,7 +37,13 @@ def accounts() -> None:
 @click.option("--ani", "anis", multiple=True, help="caller number identifying the account")
 @click.option("--max-calls", type=click.IntRange(min=1), default=None)
 @click.option("--name", default="")
-def create(number, plan, type_, balance, credit_limit, anis, max_calls, name) -> None:  # type: ignore[no-untyped-def]
+@click.option(
+    "--sip-user",
+    "sip_users",
+    multiple=True,
+    help="authenticated SIP user it pays for (user@domain)",
+)
+def create(number, plan, type_, balance, credit_limit, anis, max_calls, name, sip_users) -> None:  # type: ignore[no-untyped-def]
     """Create an account (its number is its ANI unless --ani is given)."""
     from sidecar.services.accounts import create_account
 
@@ -54,6 +60,36 @@ def create(number, plan, type_, balance, credit_limit, anis, max_calls, name) ->
                 anis=list(anis) or None,
                 max_calls=max_calls,
                 name=name,
+                sip_user_list=list(sip_users) or None,
+            )
+        except ApiError as exc:
+            raise click.ClickException(exc.message) from None
+        conn.commit()
+    click.echo(json.dumps(result, indent=2))
+
+
+@accounts.command("update")
+@click.argument("number")
+@click.option(
+    "--sip-user",
+    "sip_users",
+    multiple=True,
+    help="authenticated SIP user (user@domain) the account pays for; repeat for several."
+    " The account's SIP users become exactly those given.",
+)
+@click.option("--no-sip-users", is_flag=True, help="remove every SIP user of the account")
+def update(number: str, sip_users: tuple[str, ...], no_sip_users: bool) -> None:
+    """Change an account (audited, like PATCH /v1/accounts/NUMBER)."""
+    from sidecar.services.accounts import update_account
+
+    if sip_users and no_sip_users:
+        raise click.UsageError("--sip-user and --no-sip-users exclude each other")
+    if not sip_users and not no_sip_users:
+        raise click.UsageError("nothing to update (--sip-user or --no-sip-users)")
+    with connect_cli() as conn:
+        try:
+            result = update_account(
+                conn, actor=_actor(), number=number, changes={"sip_users": list(sip_users)}
             )
         except ApiError as exc:
             raise click.ClickException(exc.message) from None

@@ -21,6 +21,11 @@ DEMO_RATES = [
     ("52", "Mexico", "0.0250", "0.0500", 60, 60),
     ("34", "Spain", "0.0300", "0", 60, 60),
 ]
+# The PBX `apolo simulate` plays: its calls come from this trunk, which bills each one to the
+# account whose ANI is its caller ID (what Apolo did for every call before issue #11).
+DEMO_TRUNK = "demo-pbx"
+DEMO_TRUNK_CIDR = "192.0.2.0/24"  # TEST-NET-1: no real address
+DEMO_PBX_ADDRESS = "192.0.2.10"
 # number, type, balance, credit limit, ANIs, max calls, status
 DEMO_ACCOUNTS = [
     ("100001", "prepaid", "10.00", "0", ["100001"], None, "active"),
@@ -39,7 +44,9 @@ def demo() -> None:
 def load() -> None:
     """Create the demo plan and accounts (skips what already exists)."""
     from sidecar.repo import rates as rates_repo
+    from sidecar.repo import trunks as trunks_repo
     from sidecar.services.accounts import create_account
+    from sidecar.services.trunks import create_trunk
 
     since = datetime(2020, 1, 1, tzinfo=UTC)
     with connect_cli() as conn:
@@ -77,5 +84,9 @@ def load() -> None:
             if status != "active":
                 conn.execute("UPDATE accounts SET status = %s WHERE number = %s", (status, number))
             created.append(number)
+        if trunks_repo.get(conn, DEMO_TRUNK) is None:
+            create_trunk(conn, actor="demo", name=DEMO_TRUNK, cidrs=[DEMO_TRUNK_CIDR],
+                         trust_caller_id=True)  # fmt: skip
+            created.append(f"trunk {DEMO_TRUNK} ({DEMO_TRUNK_CIDR}, trusts caller IDs)")
         conn.commit()
-    click.echo(f"demo plan {DEMO_PLAN!r} ready; accounts created: {', '.join(created) or 'none'}")
+    click.echo(f"demo plan {DEMO_PLAN!r} ready; created: {', '.join(created) or 'nothing'}")

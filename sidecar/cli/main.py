@@ -19,6 +19,7 @@ from sidecar.cli.rates_cmd import rates
 from sidecar.cli.reports_cmd import alerts, import_legacy, rerate
 from sidecar.cli.simulate_cmd import simulate
 from sidecar.cli.tokens_cmd import tokens
+from sidecar.cli.trunks_cmd import trunks
 from sidecar.cli.users_cmd import users
 from sidecar.db import connect_cli
 
@@ -116,6 +117,7 @@ cli.add_command(simulate)
 cli.add_command(cucm)
 cli.add_command(control)
 cli.add_command(tokens)
+cli.add_command(trunks)
 cli.add_command(users)
 cli.add_command(rerate)
 cli.add_command(alerts)

@@ -8,7 +8,7 @@ from typing import Final
 
 import click
 
-from sidecar.cli.demo_cmd import DEMO_ACCOUNTS
+from sidecar.cli.demo_cmd import DEMO_ACCOUNTS, DEMO_PBX_ADDRESS
 
 DEFAULT_URL: Final = "http://127.0.0.1:8080"
 # every ANI of the demo accounts (`apolo demo load`), suspended and low-balance ones included
@@ -66,6 +66,13 @@ def _numbers(ctx: click.Context, param: click.Parameter, value: str) -> tuple[st
     help="Comma-separated destination numbers.",
 )
 @click.option(
+    "--source-ip",
+    default=DEMO_PBX_ADDRESS,
+    show_default=True,
+    help="Address the simulated INVITEs come from (sip_network_ip): a trunk must cover it"
+    " (apolo demo load declares one that trusts its caller IDs).",
+)
+@click.option(
     "--seed",
     type=int,
     default=1,
@@ -88,7 +95,7 @@ def _numbers(ctx: click.Context, param: click.Parameter, value: str) -> tuple[st
 )
 def simulate(
     calls: int, concurrency: int, duration: float, url: str, callers: tuple[str, ...],
-    destinations: tuple[str, ...], seed: int, speedup: float, timeout: float,
+    destinations: tuple[str, ...], source_ip: str, seed: int, speedup: float, timeout: float,
 ) -> None:  # fmt: skip
     """Play calls against a running sidecar: authorize, talk, post the CDR.
 
@@ -104,7 +111,7 @@ def simulate(
     cfg = SimConfig(
         url=url.rstrip("/"), auth=(os.environ.get("APOLO_FS_USER") or "freeswitch", password),
         calls=calls, concurrency=concurrency, callers=callers, destinations=destinations,
-        duration=duration, seed=seed, speedup=speedup, timeout=timeout,
+        duration=duration, seed=seed, speedup=speedup, timeout=timeout, source_ip=source_ip,
     )  # fmt: skip
     summary = run(cfg)
     for line in summary.lines():

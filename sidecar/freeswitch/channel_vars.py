@@ -43,8 +43,15 @@ ANI: Final = "ani"
 DESTINATION_NUMBER: Final = "destination_number"
 CONTEXT: Final = "context"
 CHANNEL_CID_FLIPPED: Final = "channel_cid_flipped"
+
+# Who is calling (sidecar/freeswitch/caller_facts.py says which of them the caller can write).
 ACCOUNTCODE: Final = "accountcode"
-BILLING_ACCOUNT: Final = "billing_account"
+SIP_AUTHORIZED: Final = "sip_authorized"
+SIP_AUTH_USERNAME: Final = "sip_auth_username"
+SIP_AUTH_REALM: Final = "sip_auth_realm"
+DOMAIN_NAME: Final = "domain_name"
+SIP_NETWORK_IP: Final = "sip_network_ip"
+SIP_RECEIVED_IP: Final = "sip_received_ip"
 SIP_H_X_BILLING_ACCOUNT: Final = "sip_h_X-Billing-Account"
 
 START_UEPOCH: Final = "start_uepoch"
@@ -90,7 +97,4 @@ XC_HUNT_DESTINATION_NUMBER: Final = "Hunt-Destination-Number"
 XC_CALLER_CONTEXT: Final = "Caller-Context"
 XC_HUNT_CONTEXT: Final = "Hunt-Context"
 XC_VARIABLE_PREFIX: Final = "variable_"
-XC_VARIABLE_ACCOUNTCODE: Final = XC_VARIABLE_PREFIX + ACCOUNTCODE
-XC_VARIABLE_BILLING_ACCOUNT: Final = XC_VARIABLE_PREFIX + BILLING_ACCOUNT
-XC_VARIABLE_SIP_H_X_BILLING_ACCOUNT: Final = XC_VARIABLE_PREFIX + SIP_H_X_BILLING_ACCOUNT
 XC_SECTION_DIALPLAN: Final = "dialplan"

@@ -14,7 +14,6 @@ import base64
 import binascii
 import codecs
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Final, Literal
@@ -23,8 +22,10 @@ from urllib.parse import unquote, unquote_to_bytes
 from lxml import etree
 
 from sidecar.freeswitch import channel_vars as cv
+from sidecar.freeswitch.caller_facts import caller_facts
 from sidecar.freeswitch.commands import is_valid_uuid
 from sidecar.freeswitch.xml_safe import parse_xml
+from sidecar.identity import CallerFacts
 
 DEFAULT_MAX_XML_BYTES: Final = 2_000_000
 # urlencoded bodies can be up to three times the XML size.
@@ -60,7 +61,6 @@ _LINK_PROFILES: Final = (
     f"{cv.CDR_ORIGINATEE}/{cv.CDR_ORIGINATEE_CALLER_PROFILE}/{cv.UUID}",
     f"{cv.CDR_ORIGINATION}/{cv.CDR_ORIGINATION_CALLER_PROFILE}/{cv.UUID}",
 )
-_ACCOUNT_VARIABLES: Final = (cv.ACCOUNTCODE, cv.BILLING_ACCOUNT, cv.SIP_H_X_BILLING_ACCOUNT)
 
 
 class CdrDecodeError(ValueError):
@@ -88,7 +88,7 @@ class CdrRecord:
     context: str
     ani: str
     cid_flipped: bool
-    account_code: str | None
+    facts: CallerFacts  # who is calling, for a call Apolo did not authorize
     start_uepoch: int
     answer_uepoch: int
     end_uepoch: int
@@ -266,14 +266,6 @@ def _variables(root: etree._Element) -> dict[str, str]:
     return out
 
 
-def _first(values: dict[str, str], names: Iterable[str]) -> str | None:
-    for name in names:
-        value = values.get(name)
-        if value:
-            return value
-    return None
-
-
 def _parse_int(raw: str | None, name: str) -> int | None:
     if raw is None or raw.strip() == "":
         return None
@@ -389,16 +381,17 @@ def parse_cdr(
     if q850 is not None and q850 > 127:
         raise CdrInvalidError(f"hangup_cause_q850 {q850} is not a Q.850 cause")
 
+    caller = _text(profile.find(cv.CALLER_ID_NUMBER)) or ""
     return CdrRecord(
         uuid=uuid,
         leg=leg,
         direction=direction,
-        caller=_text(profile.find(cv.CALLER_ID_NUMBER)) or "",
+        caller=caller,
         callee=_text(profile.find(cv.DESTINATION_NUMBER)) or "",
         context=_text(profile.find(cv.CONTEXT)) or "",
         ani=_text(profile.find(cv.ANI)) or "",
         cid_flipped=variables.get(cv.CHANNEL_CID_FLIPPED, "").lower() in ("yes", "true", "1"),
-        account_code=_first(variables, _ACCOUNT_VARIABLES),
+        facts=caller_facts(variables, caller),
         start_uepoch=start,
         answer_uepoch=answer,
         end_uepoch=end,

@@ -13,7 +13,9 @@ from typing import Final
 from lxml import etree
 
 from sidecar.freeswitch import channel_vars as cv
+from sidecar.freeswitch.caller_facts import IDENTITY_VARIABLES, caller_facts
 from sidecar.freeswitch.commands import is_valid_cause, is_valid_uuid
+from sidecar.identity import CallerFacts
 
 _XML_DECLARATION: Final = b'<?xml version="1.0" encoding="UTF-8" standalone="no"?>\n'
 _EXTENSION_NAME: Final = "apolo"
@@ -32,12 +34,6 @@ _EXPANSION_RE: Final = re.compile(r"[$]")
 # must never fail because of it, so such characters are percent-encoded instead of refused.
 _VALUE_UNSAFE_RE: Final = re.compile(r"[$%\x00-\x1f\x7f]")
 
-_ACCOUNT_FIELDS: Final = (
-    cv.XC_VARIABLE_ACCOUNTCODE,
-    cv.XC_VARIABLE_BILLING_ACCOUNT,
-    cv.XC_VARIABLE_SIP_H_X_BILLING_ACCOUNT,
-)
-
 
 class DialplanRequestError(ValueError):
     """A mod_xml_curl request lacks a field the sidecar needs."""
@@ -50,7 +46,7 @@ class DialplanRequest:
     caller: str
     callee: str
     context: str
-    account: str | None
+    facts: CallerFacts  # who is calling; the sidecar decides who pays (sidecar/identity.py)
     hostname: str | None
     call_direction: str | None
     core_uuid: str | None
@@ -81,13 +77,19 @@ def parse_dialplan_request(form: Mapping[str, str]) -> DialplanRequest:
     context = _first(form, (cv.XC_HUNT_CONTEXT, cv.XC_CALLER_CONTEXT))
     if context is None:
         raise DialplanRequestError("xml_curl request has no 'Caller-Context'")
+    caller = _first(form, (cv.XC_CALLER_CALLER_ID_NUMBER, cv.XC_CALLER_ANI)) or ""
+    variables = {
+        name: form[cv.XC_VARIABLE_PREFIX + name]
+        for name in IDENTITY_VARIABLES
+        if cv.XC_VARIABLE_PREFIX + name in form
+    }
     return DialplanRequest(
         section=section,
         uuid=uuid,
-        caller=_first(form, (cv.XC_CALLER_CALLER_ID_NUMBER, cv.XC_CALLER_ANI)) or "",
+        caller=caller,
         callee=callee,
         context=context,
-        account=_first(form, _ACCOUNT_FIELDS),
+        facts=caller_facts(variables, caller),
         hostname=form.get(cv.XC_HOSTNAME) or None,
         call_direction=form.get(cv.XC_CALL_DIRECTION) or None,
         core_uuid=form.get(cv.XC_CORE_UUID) or None,

@@ -8,6 +8,8 @@ from typing import Any
 
 import psycopg
 
+from sidecar.repo import caller_identity
+
 _ACCOUNT_COLUMNS = (
     "a.id, a.number, a.name, a.plan_id, p.name AS plan, a.type, a.status, a.balance,"
     " a.credit_limit, a.reserved, a.active_calls, a.max_calls, a.low_balance_threshold,"
@@ -51,6 +53,7 @@ def get(conn: psycopg.Connection[Any], number: str, *, lock: bool = False) -> di
     row = conn.execute(sql, (number,)).fetchone()
     if row is not None:
         row["anis"] = anis_of(conn, int(row["id"]))
+        row["sip_users"] = caller_identity.sip_users_of(conn, int(row["id"]))
     return row
 
 
@@ -234,8 +237,10 @@ def search(
     rows = conn.execute(sql, params).fetchall()
     if rows:
         anis = anis_by_account(conn, [int(r["id"]) for r in rows])
+        sip_users = caller_identity.sip_users_by_account(conn, [int(r["id"]) for r in rows])
         for row in rows:
             row["anis"] = anis.get(int(row["id"]), [])
+            row["sip_users"] = sip_users.get(int(row["id"]), [])
     return rows
 
 

@@ -8,9 +8,11 @@ from typing import Any
 import psycopg
 
 from sidecar.errors import ApiError
+from sidecar.identity import parse_sip_user
 from sidecar.imports.recharges import ParsedFile, RowError
 from sidecar.repo import accounts as accounts_repo
 from sidecar.repo import audit
+from sidecar.repo import caller_identity as identity_repo
 from sidecar.repo import control as control_repo
 from sidecar.repo import idempotency as idempotency_repo
 from sidecar.repo import rates as rates_repo
@@ -39,6 +41,7 @@ def summary(row: dict[str, Any]) -> dict[str, Any]:
         "max_calls": row["max_calls"],
         "low_balance_threshold": _money_or_none(row.get("low_balance_threshold")),
         "anis": row.get("anis", []),
+        "sip_users": row.get("sip_users", []),
         **(
             {"max_call_cost": _money_or_none(row["max_call_cost"])}
             if "max_call_cost" in row
@@ -55,6 +58,39 @@ def _money_or_none(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
+def sip_users(values: list[str]) -> list[str]:
+    """``user@domain`` values, checked and in the form the identity rule compares."""
+    parsed = []
+    for value in values:
+        key = parse_sip_user(value) if isinstance(value, str) else None
+        if key is None:
+            raise ApiError(
+                400,
+                "invalid_request",
+                f"{str(value)[:80]!r} is not a SIP user: user@domain, e.g. 1001@pbx.example",
+            )
+        parsed.append(key)
+    return sorted(set(parsed))
+
+
+def _set_sip_users(conn: psycopg.Connection[Any], account_id: int, users: list[str]) -> None:
+    """The account's SIP users become exactly ``users``; one of another account is a 409."""
+    taken = identity_repo.sip_users_taken_by_others(conn, account_id, users)
+    if not taken:
+        try:
+            with conn.transaction():  # a savepoint: a concurrent twin is a 409, not a 500
+                identity_repo.replace_sip_users(conn, account_id, users)
+            return
+        except psycopg.errors.UniqueViolation:
+            taken = identity_repo.sip_users_taken_by_others(conn, account_id, users)
+    raise ApiError(
+        409,
+        "sip_user_taken",
+        f"SIP user {', '.join(taken)} already belongs to another account",
+        {"sip_users": taken},
+    )
+
+
 def create_account(
     conn: psycopg.Connection[Any],
     *,
@@ -68,6 +104,7 @@ def create_account(
     max_calls: int | None = None,
     name: str = "",
     low_balance_threshold: Decimal | None = None,
+    sip_user_list: list[str] | None = None,
 ) -> dict[str, Any]:
     if type_ not in ACCOUNT_TYPES:
         raise ApiError(400, "invalid_request", _one_of("type", ACCOUNT_TYPES))
@@ -105,6 +142,8 @@ def create_account(
         accounts_repo.update_fields(
             conn, account_id, {"low_balance_threshold": low_balance_threshold}
         )
+    if sip_user_list:
+        _set_sip_users(conn, account_id, sip_users(sip_user_list))
     if balance != 0:
         accounts_repo.move_balance(
             conn, account_id, balance, kind="initial", actor=actor, note="opening balance"
@@ -194,7 +233,7 @@ def update_account(
             and (value > MAX_AMOUNT)
         ):
             raise ApiError(400, "invalid_request", f"{field} is too large")
-        if field not in ("plan", "anis", "max_call_cost"):
+        if field not in ("plan", "anis", "max_call_cost", "sip_users"):
             columns[field] = value
     if "anis" in changes:
         anis = sorted(set(changes["anis"]))
@@ -204,6 +243,8 @@ def update_account(
                 409, "ani_taken", "ANI already belongs to another account", {"anis": taken}
             )
         accounts_repo.replace_anis(conn, account_id, anis)
+    if "sip_users" in changes:
+        _set_sip_users(conn, account_id, sip_users(changes["sip_users"]))
     accounts_repo.update_fields(conn, account_id, columns)
     if "max_call_cost" in changes:
         before["max_call_cost"] = control_repo.account_call_cap(conn, account_id)

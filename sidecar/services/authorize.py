@@ -1,4 +1,5 @@
-"""Authorization: find the account, rate the destination, reserve money atomically."""
+"""Authorization: find who pays (sidecar/identity.py), rate the destination, reserve money
+atomically."""
 
 from __future__ import annotations
 
@@ -11,13 +12,16 @@ import psycopg
 
 from sidecar.config import Settings
 from sidecar.freeswitch.commands import sched_hangup_seconds
+from sidecar.identity import UNIDENTIFIED, CallerFacts, Candidate
 from sidecar.rating import Rate, call_cost, max_duration_for, normalize_number
 from sidecar.repo import accounts as accounts_repo
 from sidecar.services.account_directory import AccountDirectory
+from sidecar.services.caller_identity import who_pays
 from sidecar.services.rate_catalog import RateCatalog
 
 REASONS = (
     "authorized",
+    UNIDENTIFIED,
     "account_not_found",
     "account_suspended",
     "no_rate",
@@ -32,7 +36,12 @@ class AuthorizeRequest:
     uuid: str
     caller: str
     callee: str
-    account: str | None = None
+    # who is calling, as FreeSWITCH saw it; None: only the caller ID (identifies nobody)
+    facts: CallerFacts | None = None
+
+    @property
+    def caller_facts(self) -> CallerFacts:
+        return self.facts if self.facts is not None else CallerFacts(caller_id=self.caller)
 
 
 @dataclass(frozen=True)
@@ -45,6 +54,7 @@ class AuthorizeResult:
     rate: Rate | None = None
     reservation_id: int | None = None
     reserved: Decimal | None = None
+    identified_by: Candidate | None = None
 
     @property
     def sched_hangup_seconds(self) -> int | None:
@@ -61,7 +71,14 @@ class AuthorizeResult:
             "rate": self.rate.summary() if self.rate else None,
             "reservation_id": self.reservation_id,
             "reserved": None if self.reserved is None else str(self.reserved),
+            "identified_by": _identified_by(self.identified_by),
         }
+
+
+def _identified_by(candidate: Candidate | None) -> dict[str, str | None] | None:
+    if candidate is None:
+        return None
+    return {"rule": candidate.rule, "trunk": candidate.trunk}
 
 
 def authorize(
@@ -72,12 +89,11 @@ def authorize(
     now: datetime,
     directory: AccountDirectory | None = None,
 ) -> AuthorizeResult:
-    if directory is not None:  # cached while the watcher listens: no round trip
-        account = directory.find_for_call(conn, req.account, req.caller, trusted=catalog.listening)
-    else:
-        account = accounts_repo.find_for_call(conn, req.account, req.caller)
+    # cached while the watcher listens: no round trip
+    who = who_pays(conn, req.caller_facts, directory, trusted=catalog.listening)
+    account, by = who.account, who.candidate
     if account is None:
-        return AuthorizeResult(False, "account_not_found", req.uuid, req.account)
+        return AuthorizeResult(False, who.reason, req.uuid)
     number = account["number"]
     if account["status"] != "active":
         return AuthorizeResult(False, "account_suspended", req.uuid, number)
@@ -127,4 +143,5 @@ def authorize(
         rate,
         int(reserved["reservation_id"]),
         amount,
+        identified_by=by,
     )

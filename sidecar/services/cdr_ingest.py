@@ -1,9 +1,10 @@
 """CDR intake: store every CDR once; price and charge it only the first time it is seen.
 
 Which CDR is charged: the one whose call uuid holds a reservation (made at authorize
-time). A CDR without one (internal call, hook disabled) is charged only when it is the
-inbound A leg of a call none of whose linked legs holds a reservation, and its caller
-(or account code) matches an account; otherwise it is stored unrated / not billed.
+time). A CDR without one (internal call, hook disabled, fail-open) is charged only when it is
+the inbound A leg of a call none of whose linked legs holds a reservation, and the identity
+rule (sidecar/identity.py, the same as at authorization) names an account from the facts in
+its variables; otherwise it is stored unrated / not billed.
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ from typing import Any
 import psycopg
 
 from sidecar.freeswitch.xml_cdr import CdrRecord
+from sidecar.identity import UNIDENTIFIED, Trunk
 from sidecar.rating import Rate, billed_seconds, call_cost, normalize_number
-from sidecar.repo import accounts as accounts_repo
 from sidecar.repo import cdrs as cdrs_repo
 from sidecar.repo import reservations as reservations_repo
 from sidecar.services.alerts import check_low_balance, crossed
+from sidecar.services.caller_identity import load_trunks, who_pays
 from sidecar.services.rate_catalog import RateCatalog
 
 ZERO = Decimal("0.0000")
@@ -36,11 +38,25 @@ class IngestResult:
     uuid: str
 
 
+class _Trunks:
+    """The declared trunks, loaded at most once per batch, and only if a CDR needs them."""
+
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self._conn = conn
+        self._loaded: tuple[Trunk, ...] | None = None
+
+    def get(self) -> tuple[Trunk, ...]:
+        if self._loaded is None:
+            self._loaded = load_trunks(self._conn)
+        return self._loaded
+
+
 def _who_pays(
     conn: psycopg.Connection[Any],
     record: CdrRecord,
     reservation: dict[str, Any] | None,
     holder: dict[str, Any] | None,
+    trunks: _Trunks,
 ) -> tuple[dict[str, Any] | None, str, str]:
     """(account that pays or None, status when nobody pays, note). ``holder`` is the
     account holding ``reservation``."""
@@ -55,14 +71,15 @@ def _who_pays(
     linked = reservations_repo.any_for_calls(conn, list(record.linked_uuids))
     if linked is not None:
         return None, "not_billed", f"leg of reserved call {linked}"
-    account = None
-    if record.account_code:
-        account = accounts_repo.find_for_call(conn, record.account_code, "")
-    if account is None:
-        account = accounts_repo.find_for_call(conn, None, record.caller)
-    if account is None:
-        return None, "unrated", "no account matches the caller"
-    return account, "", "not authorized by Apolo; rated after the fact"
+    facts = record.facts
+    who = who_pays(conn, facts, trunks=trunks.get() if facts.network_ip else ())
+    if who.account is None or who.candidate is None:
+        if who.reason == UNIDENTIFIED:
+            return None, "unrated", "unidentified caller: no accountcode, mapped SIP user or trunk"
+        named = ", ".join(c.describe() for c in who.candidates)
+        return None, "unrated", f"no account matches the caller ({named})"
+    by = who.candidate.describe()
+    return who.account, "", f"not authorized by Apolo; rated after the fact ({by})"
 
 
 def ingest(
@@ -91,6 +108,7 @@ def ingest_many(
     concurrent twin of a CDR is caught by the insert. The caller commits.
     """
     contexts = cdrs_repo.intake_contexts(conn, [(r.uuid, r.leg) for r, _ in arrivals])
+    trunks = _Trunks(conn)
     results: list[IngestResult | None] = [None] * len(arrivals)
     rows: list[dict[str, Any]] = []
     slots: list[int] = []
@@ -98,7 +116,7 @@ def ingest_many(
         if context.stored is not None:  # a retry or a replay: what the first arrival decided
             results[n] = _duplicate(context.stored, record.uuid)
         else:
-            rows.append(_decide(conn, catalog, record, raw_xml, context, source))
+            rows.append(_decide(conn, catalog, record, raw_xml, context, source, trunks))
             slots.append(n)
     settled_rows = cdrs_repo.settle(conn, rows, actor) if rows else []
     twins: list[int] = []
@@ -128,10 +146,11 @@ def _decide(
     raw_xml: str | None,
     context: cdrs_repo.IntakeContext,
     source: str,
+    trunks: _Trunks,
 ) -> dict[str, Any]:
     """The CDR's row as it will be stored: who pays, at what rate, for how much."""
     reservation = context.reservation
-    account, unpaid_status, note = _who_pays(conn, record, reservation, context.account)
+    account, unpaid_status, note = _who_pays(conn, record, reservation, context.account, trunks)
 
     destination = normalize_number(
         reservation["callee"] if reservation and reservation["callee"] else record.callee

@@ -14,6 +14,7 @@ Values under ``<variables>`` are percent-encoded by FreeSWITCH itself (``switch_
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from copy import deepcopy
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -145,7 +146,11 @@ def _drop(parent: etree._Element, name: str) -> None:
 
 
 def _identity(
-    variables: etree._Element, uuid: str, caller: str, callee: str, account: str | None
+    variables: etree._Element,
+    uuid: str,
+    caller: str,
+    callee: str,
+    identity: Mapping[str, str] | None,
 ) -> None:
     for name in _LINK_VARIABLES:
         _drop(variables, name)
@@ -156,10 +161,11 @@ def _identity(
     _set_var(variables, "origination_caller_id_number", caller)
     name = unquote(_child(variables, "origination_caller_id_name").text or "")
     _set_var(variables, "caller_id", f'"{name}" <{caller}>')
-    if account is None:
-        _drop(variables, "billing_account")
-    else:
-        _set_var(variables, "billing_account", account)
+    # the capture's originate set billing_account, which means nothing to Apolo: what says who
+    # is calling are the variables the caller cannot write (sidecar/freeswitch/caller_facts.py)
+    _drop(variables, "billing_account")
+    for var, value in (identity or {}).items():
+        _set_var(variables, var, value)
 
 
 def _times(variables: etree._Element, t: _Times) -> None:
@@ -230,13 +236,15 @@ def build_cdr(
     callee: str,
     answer_epoch_us: int,
     billusec: int,
-    account: str | None = None,
+    identity: Mapping[str, str] | None = None,
     hangup_cause: str = "NORMAL_CLEARING",
 ) -> bytes:
     """The CDR FreeSWITCH would post for loopback B of a call answered at ``answer_epoch_us``.
 
     The call rang for 2 s before the answer and talked ``billusec`` microseconds. With
     ``billusec == 0`` it was never answered: it hung up at ``answer_epoch_us`` after ringing.
+    ``identity``: channel variables saying who called (e.g. ``sip_network_ip``), as the
+    simulated switch set them.
     """
     try:
         UUID(uuid)
@@ -255,7 +263,7 @@ def build_cdr(
             app.set("app_stamp", str(int(app.get("app_stamp", "0")) + shift))
     root.set("core-uuid", SIM_CORE_UUID)
     root.set("switchname", SIM_SWITCHNAME)
-    _identity(variables, uuid, caller, callee, account)
+    _identity(variables, uuid, caller, callee, identity)
     _times(variables, t)
     _hangup(root, variables, hangup_cause, t)
     _callflow(_child(root, "callflow"), uuid, caller, callee, t)

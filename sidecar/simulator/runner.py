@@ -1,6 +1,8 @@
 """Plays calls against a running sidecar the way FreeSWITCH does.
 
-Each call: ``POST /v1/authorize``; if authorized, talk for min(duration, max_duration) (a real
+Each call comes from a PBX at ``source_ip`` (its INVITE's source address, ``sip_network_ip``;
+``apolo demo load`` declares the trunk that bills it by caller ID) with the caller's number as
+caller ID: ``POST /v1/authorize``; if authorized, talk for min(duration, max_duration) (a real
 sleep, divided by the speed-up), then post the CDR of the leg that ran the dialplan as
 ``text/xml`` with ``?uuid=a_<uuid>``; if denied, post the unanswered CDR FreeSWITCH writes for
 a rejected call. Some calls post their CDR twice, as FreeSWITCH does when it retries after a
@@ -44,6 +46,12 @@ class SimConfig:
     speedup: float = 1.0
     timeout: float = 300.0  # no call starts after this many seconds
     duplicate_ratio: float = 0.1
+    source_ip: str = "192.0.2.10"  # where the simulated INVITEs come from
+
+    @property
+    def identity(self) -> dict[str, str]:
+        """The channel variables FreeSWITCH would report about who is calling."""
+        return {"sip_network_ip": self.source_ip}
 
     def __post_init__(self) -> None:
         if self.calls < 0 or self.concurrency < 1:
@@ -161,7 +169,8 @@ def _now_us() -> int:
 def _authorize(
     session: requests.Session, cfg: SimConfig, call: PlannedCall, result: CallResult
 ) -> dict[str, Any] | None:
-    body = {"uuid": result.uuid, "caller": call.caller, "callee": call.callee}
+    body: dict[str, Any] = {"uuid": result.uuid, "caller": call.caller, "callee": call.callee,
+                            "variables": cfg.identity}  # fmt: skip
     started = time.perf_counter()
     try:
         resp = session.post(f"{cfg.url}/v1/authorize", json=body, timeout=HTTP_TIMEOUT)
@@ -234,12 +243,11 @@ def play_call(
         talk = min(cfg.duration, float(answer.get("max_duration") or 0))
         answered_at = _now_us()
         time.sleep(max(0.0, min(talk / cfg.speedup, deadline - time.monotonic())))
-        account = answer.get("account") if isinstance(answer.get("account"), str) else None
         xml = build_cdr(result.uuid, call.caller, call.callee, answered_at,
-                        round(talk * 1_000_000), account=account)  # fmt: skip
+                        round(talk * 1_000_000), cfg.identity)  # fmt: skip
     else:
         result.reason = str(answer.get("reason")) if answer is not None else "error"
-        xml = build_cdr(result.uuid, call.caller, call.callee, _now_us(), 0,
+        xml = build_cdr(result.uuid, call.caller, call.callee, _now_us(), 0, cfg.identity,
                         hangup_cause=REJECT_CAUSE)  # fmt: skip
     _deliver(session, cfg, call, result, xml)
     return result

@@ -9,7 +9,7 @@ import pkgutil
 import re
 
 import pytest
-from conftest import FS_AUTH
+from conftest import FS_AUTH, call_body
 
 import sidecar.api
 from sidecar.auth import ROLES, SWITCH, client_address, load_access_settings, parse_networks
@@ -105,7 +105,7 @@ def test_revoked_token_is_refused(client, seed) -> None:  # type: ignore[no-unty
 
 # ------------------------------------------------------------------ source allowlist
 
-CALL = {"uuid": "u-allow-1", "caller": "100001", "callee": "5119999"}
+CALL = call_body("u-allow-1", "100001", "5119999")
 
 
 def allow(app, fs_allow: str, trusted: str = "") -> None:  # type: ignore[no-untyped-def]

@@ -8,10 +8,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
-from conftest import FS_AUTH
+from conftest import FS_AUTH, TEST_PBX_IP, call_body
 from psycopg.rows import dict_row
 
 from sidecar.config import load_settings
+from sidecar.identity import CallerFacts, Candidate
 from sidecar.services.authorize import AuthorizeRequest, authorize
 
 
@@ -38,8 +39,14 @@ def _wait_listening(app) -> None:  # type: ignore[no-untyped-def]
         time.sleep(0.05)
 
 
+def _request(uuid: str, caller: str) -> AuthorizeRequest:
+    """A call from the test PBX, whose trunk bills the account of the caller ID (ANI)."""
+    facts = CallerFacts(caller_id=caller, network_ip=TEST_PBX_IP)
+    return AuthorizeRequest(uuid, caller, "51987654321", facts)
+
+
 def _auth(client, uuid: str, caller: str = "5550001") -> dict:  # type: ignore[no-untyped-def]
-    body = {"uuid": uuid, "caller": caller, "callee": "51987654321"}
+    body = call_body(uuid, caller)
     return client.post("/v1/authorize", json=body, auth=FS_AUTH).get_json()
 
 
@@ -59,15 +66,14 @@ def test_a_known_caller_costs_one_statement(app, seed, db_url) -> None:  # type:
         _wait_listening(app)
         counted = CountingConnection(raw)
         now = datetime.now(UTC)
-        first = authorize(counted, catalog, settings, AuthorizeRequest("d-1", "5550001",  # type: ignore[arg-type]
-                          "51987654321"), now, directory)  # fmt: skip
-        assert first.authorized and counted.statements == 2  # lookup + apolo_reserve()
-        second = authorize(counted, catalog, settings, AuthorizeRequest("d-2", "5550001",  # type: ignore[arg-type]
-                           "51987654321"), now, directory)  # fmt: skip
-        assert second.authorized and counted.statements == 3  # apolo_reserve() only
-        unknown = authorize(counted, catalog, settings, AuthorizeRequest("d-3", "999",  # type: ignore[arg-type]
-                            "51987654321"), now, directory)  # fmt: skip
-        assert unknown.reason == "account_not_found" and counted.statements == 4
+        first = authorize(counted, catalog, settings, _request("d-1", "5550001"), now, directory)  # type: ignore[arg-type]
+        assert first.authorized and counted.statements == 3  # trunks + lookup + apolo_reserve()
+        second = authorize(counted, catalog, settings, _request("d-2", "5550001"), now, directory)  # type: ignore[arg-type]
+        assert second.authorized and counted.statements == 4  # apolo_reserve() only
+        unknown = authorize(counted, catalog, settings, _request("d-3", "999"), now, directory)  # type: ignore[arg-type]
+        assert unknown.reason == "account_not_found" and counted.statements == 5  # lookup only
+        again = authorize(counted, catalog, settings, _request("d-4", "999"), now, directory)  # type: ignore[arg-type]
+        assert again.reason == "account_not_found" and counted.statements == 5  # known unknown
 
 
 def test_balance_movements_keep_the_cache(client, app, seed, db_url) -> None:  # type: ignore[no-untyped-def]
@@ -133,16 +139,15 @@ def test_a_cached_account_gone_is_looked_up_again(app, seed, db_url) -> None:  #
     with psycopg.connect(db_url, row_factory=dict_row, autocommit=True) as conn:
         catalog.index(seed.plans[-1])
         _wait_listening(app)
-        req = AuthorizeRequest("call-1", "5550009", "51987654321")
         now = datetime.now(UTC)
-        first = authorize(conn, catalog, settings, req, now, directory)
+        first = authorize(conn, catalog, settings, _request("call-1", "5550009"), now, directory)
         assert first.authorized
-        cached = directory.find_for_call(conn, None, "5550009", trusted=True)
+        by_ani = Candidate("trunk_caller_id", "ani", "5550009", "test-pbx")
+        cached, _ = directory.find_first(conn, [by_ani], trusted=True)
         stale = {**cached, "id": int(cached["id"]) + 1_000_000}  # an id no account has
         directory._entries[("ani", "5550009")] = stale  # as if the NOTIFY had not arrived
 
-        req2 = AuthorizeRequest("call-2", "5550009", "51987654321")
-        again = authorize(conn, catalog, settings, req2, now, directory)
+        again = authorize(conn, catalog, settings, _request("call-2", "5550009"), now, directory)
 
     assert again.authorized, again.reason
     assert again.account == "300009"

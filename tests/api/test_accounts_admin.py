@@ -226,10 +226,10 @@ def test_suspend_and_reactivate(client, seed, accounts, db_url) -> None:  # type
 
 
 def test_suspended_account_is_refused_calls(client, seed, accounts) -> None:  # type: ignore[no-untyped-def]
-    from conftest import FS_AUTH
+    from conftest import FS_AUTH, call_body
 
     admin = bearer(seed.token("admin"))
-    call = {"uuid": "u-susp-1", "caller": "100001", "callee": "5119999"}
+    call = call_body("u-susp-1", "100001", "5119999")
     client.post("/v1/accounts/100001/suspend", headers=admin)
     resp = client.post("/v1/authorize", json=call, auth=FS_AUTH)
     assert resp.status_code == 200 and resp.get_json()["reason"] == "account_suspended"

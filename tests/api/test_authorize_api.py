@@ -7,14 +7,13 @@ from decimal import Decimal
 
 import psycopg
 import redis as redis_lib
-from conftest import FS_AUTH
+from conftest import FS_AUTH, call_body
 
 
 def _auth(client, **body):  # type: ignore[no-untyped-def]
-    body.setdefault("uuid", str(uuidlib.uuid4()))
-    body.setdefault("caller", "100001")
-    body.setdefault("callee", "51987654321")
-    return client.post("/v1/authorize", json=body, auth=FS_AUTH)
+    """A call from the test PBX (its trunk trusts the caller ID) unless ``body`` says else."""
+    base = call_body(str(uuidlib.uuid4()), "100001")
+    return client.post("/v1/authorize", json={**base, **body}, auth=FS_AUTH)
 
 
 def test_requires_credentials(client, seed) -> None:  # type: ignore[no-untyped-def]
@@ -80,12 +79,20 @@ def test_denials(client, seed) -> None:  # type: ignore[no-untyped-def]
     assert seed.balance("200003")["active_calls"] == "1"
 
 
-def test_account_field_wins_over_caller(client, seed) -> None:  # type: ignore[no-untyped-def]
+def test_the_body_cannot_pick_the_account(client, seed) -> None:  # type: ignore[no-untyped-def]
+    # older hooks sent "account" (the channel's accountcode or a dialplan argument): it is not
+    # read; who pays comes from the facts only
     seed.account("300001", anis=["5550001"])
     seed.account("300002", anis=["5550002"], balance="0")
     body = _auth(client, caller="5550002", account="300001").get_json()
-    assert body["authorized"] is True and body["account"] == "300001"
-    assert _auth(client, caller="x", account="nope").get_json()["reason"] == "account_not_found"
+    assert body["authorized"] is False and body["reason"] == "insufficient_balance"
+    assert body["account"] == "300002"
+    assert seed.balance("300001")["reserved"] == "0.0000"
+    assert _auth(client, caller="x", account="300001").get_json()["reason"] == "account_not_found"
+    unidentified = {"uuid": "no-facts", "caller": "5550001", "callee": "51987654321",
+                    "account": "300001"}  # fmt: skip
+    answer = client.post("/v1/authorize", json=unidentified, auth=FS_AUTH).get_json()
+    assert answer["reason"] == "unidentified_caller" and answer["account"] is None
 
 
 def test_same_uuid_twice_reserves_once(client, seed) -> None:  # type: ignore[no-untyped-def]
@@ -128,4 +135,11 @@ def test_bad_requests_change_nothing(client, seed) -> None:  # type: ignore[no-u
     resp = client.post("/v1/authorize", json={"uuid": "x", "caller": 5}, auth=FS_AUTH)
     assert resp.status_code == 400
     assert set(resp.get_json()["error"]) == {"code", "message", "details"}
+    for variables in ([], "x", {"accountcode": 100001}, {"sip_network_ip": "1" * 600}):
+        resp = client.post(
+            "/v1/authorize", json={**call_body("y", "100001"), "variables": variables},
+            auth=FS_AUTH,
+        )  # fmt: skip
+        assert resp.status_code == 400, variables
+        assert resp.get_json()["error"]["code"] == "invalid_request"
     assert seed.balance("100001")["reserved"] == "0.0000"

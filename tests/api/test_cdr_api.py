@@ -8,7 +8,7 @@ from pathlib import Path
 import psycopg
 import pytest
 import redis as redis_lib
-from conftest import FS_AUTH
+from conftest import FS_AUTH, call_body
 from fixtures_path import FS_FIXTURES, read_http_capture
 
 from sidecar.freeswitch.xml_cdr import decode_post, parse_cdr
@@ -37,7 +37,7 @@ def record_of(path: Path):  # type: ignore[no-untyped-def]
 def authorize(client, record) -> dict:  # type: ignore[no-untyped-def]
     resp = client.post(
         "/v1/authorize",
-        json={"uuid": record.uuid, "caller": record.caller, "callee": record.callee},
+        json=call_body(record.uuid, record.caller, record.callee),
         auth=FS_AUTH,
     )
     assert resp.status_code == 200
@@ -118,17 +118,26 @@ def test_twin_loopback_leg_is_stored_not_charged(client, seed, db_url) -> None: 
     assert rows(db_url, "SELECT count(*) FROM ledger WHERE kind = 'call_charge'") == [(1,)]
 
 
-def test_unauthorized_inbound_call_is_rated_by_caller(client, seed, db_url) -> None:  # type: ignore[no-untyped-def]
+def test_unauthorized_inbound_call_is_rated_by_the_identity_rule(client, seed, db_url) -> None:  # type: ignore[no-untyped-def]
+    # the captured SIP call came from 127.0.0.1 with caller ID 100001: a trunk there that
+    # trusts caller IDs bills it, after the fact, to the account of that ANI
     seed.account("100001", balance="10.00", rates=[("51", "0.60")])
-    body = post_capture(client, CDR / "textxml" / ANSWERED_B).get_json()
+    seed.trunk("capture-host", ["127.0.0.1/32"], trust_caller_id=True)
+    body = post_capture(client, CDR / "sip" / "answered_sip_inbound_1.http").get_json()
     assert body["billing_status"] == "charged" and body["cost"] == "0.6000"
     assert seed.balance("100001")["balance"] == "9.4000"
+    (note,) = rows(db_url, "SELECT billing_note FROM cdrs")[0]
+    assert "rated after the fact" in note and "trunk capture-host" in note
 
 
 def test_unknown_caller_is_stored_unrated(client, seed, db_url) -> None:  # type: ignore[no-untyped-def]
+    # the loopback call names account 100001 only in caller ID and billing_account, which
+    # anyone can set: no identity, nobody pays, even with account 100001 there
+    seed.account("100001", balance="10.00")
     body = post_capture(client, CDR / "textxml" / ANSWERED_B).get_json()
     assert body["billing_status"] == "unrated"
     assert rows(db_url, "SELECT count(*), count(account_id) FROM cdrs") == [(1, 0)]
+    assert seed.balance("100001")["balance"] == "10.0000"
 
 
 def test_unanswered_call_releases_reservation_without_charge(client, seed, db_url) -> None:  # type: ignore[no-untyped-def]

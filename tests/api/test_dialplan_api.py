@@ -7,13 +7,17 @@ from fixtures_path import FS_FIXTURES, read_http_capture
 from lxml import etree
 
 REQUEST = FS_FIXTURES / "xml_curl" / "dialplan_request_loopback.http"
+# The captured loopback channel says nothing about who calls; these tests give it what an
+# authenticated directory user with accountcode 100001 carries (tests/api/test_identity_routes.py
+# has the captured SIP request and the identity rule itself).
+USER_100001 = b"&variable_sip_authorized=true&variable_accountcode=100001"
 
 
 def post(client, body: bytes | None = None):  # type: ignore[no-untyped-def]
     cap = read_http_capture(REQUEST)
     return client.post(
         "/freeswitch/dialplan",
-        data=body if body is not None else cap.body,
+        data=(body if body is not None else cap.body) + USER_100001,
         content_type=cap.content_type,
         auth=FS_AUTH,
     )

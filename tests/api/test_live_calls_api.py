@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import redis as redis_lib
-from conftest import FS_AUTH
+from conftest import FS_AUTH, call_body
 
 
 def _authorize(client, uuid: str) -> dict:  # type: ignore[no-untyped-def]
-    body = {"uuid": uuid, "caller": "100001", "callee": "51987654321"}
+    body = call_body(uuid, "100001")
     return client.post("/v1/authorize", json=body, auth=FS_AUTH).get_json()
 
 

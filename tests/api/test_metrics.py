@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import FS_AUTH, free_port
+from conftest import FS_AUTH, call_body, free_port
 from metrics_support import counter
 
 from sidecar import create_app
@@ -18,7 +18,7 @@ def test_counts_authorizations_and_cdrs(client, seed) -> None:  # type: ignore[n
     seed.account("100001", balance="0.60")
     before = _scrape(client)
     for i in range(3):
-        body = {"uuid": f"m-{i}", "caller": "100001", "callee": "51987654321"}
+        body = call_body(f"m-{i}", "100001")
         client.post("/v1/authorize", json=body, auth=FS_AUTH)
     client.post("/freeswitch/cdr?uuid=a_x", data=b"<cdr>", content_type="text/xml", auth=FS_AUTH)
     after = _scrape(client)
@@ -42,7 +42,7 @@ def test_database_down_is_counted(db_url, redis_url) -> None:  # type: ignore[no
     )
     client = app.test_client()
     before = counter(_scrape(client), "apolo_errors", code="database_unavailable")
-    body = {"uuid": "m-down", "caller": "100001", "callee": "51987654321"}
+    body = call_body("m-down", "100001")
     resp = client.post("/v1/authorize", json=body, auth=("freeswitch", "x"))
     assert resp.status_code == 503
     after = counter(_scrape(client), "apolo_errors", code="database_unavailable")

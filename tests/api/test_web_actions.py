@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 import psycopg
 import pytest
-from conftest import FS_AUTH
+from conftest import FS_AUTH, TEST_PBX, call_body
 from psycopg.rows import dict_row
 from test_web_support import (
     ROLES,
@@ -184,14 +184,13 @@ def test_rate_import_with_bad_lines_lists_them_and_imports_nothing(web, db_url) 
 
 def _call(client, number: str, talk_us: int) -> str:  # type: ignore[no-untyped-def]
     call = str(uuid.uuid4())
-    auth = client.post("/v1/authorize", json={"uuid": call, "caller": number,
-                       "callee": "51987654321"}, auth=FS_AUTH)  # fmt: skip
+    auth = client.post("/v1/authorize", json=call_body(call, number), auth=FS_AUTH)
     assert auth.get_json()["authorized"] is True
     return call
 
 
 def _hang_up(client, call: str, number: str, answered: float, talk_us: int) -> None:  # type: ignore[no-untyped-def]
-    cdr = build_cdr(call, number, "51987654321", int(answered * 1e6), talk_us, number)
+    cdr = build_cdr(call, number, "51987654321", int(answered * 1e6), talk_us, TEST_PBX)
     resp = client.post(
         f"/freeswitch/cdr?uuid={call}", data=cdr, content_type="text/xml", auth=FS_AUTH
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import psycopg
-from conftest import FS_AUTH
+from conftest import FS_AUTH, call_body
 from test_web_support import clear_users, login, make_user, plain_http, register_dashboard
 
 from sidecar.simulator.cdr_template import build_cdr
@@ -25,7 +25,7 @@ def test_a_charge_crossing_the_threshold_appears_on_the_alerts_page(app, seed, d
     uuid = "5f0c1d2e-0000-4000-8000-000000000001"
     auth = client.post(
         "/v1/authorize",
-        json={"uuid": uuid, "caller": "100001", "callee": "51987654321"},
+        json=call_body(uuid, "100001"),
         auth=FS_AUTH,
     )
     assert auth.get_json()["authorized"] is True

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 import redis as redis_lib
-from conftest import FS_AUTH
+from conftest import FS_AUTH, TEST_PBX, call_body
 from test_web_support import clear_users, login, make_user, plain_http, register_dashboard
 
 from sidecar.services import live_calls
@@ -93,13 +93,13 @@ def test_authorization_and_cdr_reach_the_stream(viewer, app, seed) -> None:  # t
     )
     call = str(uuid.uuid4())
     switch = app.test_client()
-    body = {"uuid": call, "caller": "100001", "callee": "51987654321"}
+    body = call_body(call, "100001")
     assert switch.post("/v1/authorize", json=body, auth=FS_AUTH).get_json()["authorized"]
     name, data = next_event(stream)
     assert name == "call" and data["call"]["uuid"] == call
     assert data["call"]["account"] == "100001" and int(data["call"]["max_duration"]) > 0
     cdr = build_cdr(
-        call, "100001", "51987654321", int((time.time() - 5) * 1e6), 3_000_000, "100001"
+        call, "100001", "51987654321", int((time.time() - 5) * 1e6), 3_000_000, TEST_PBX
     )
     posted = switch.post(
         f"/freeswitch/cdr?uuid={call}", data=cdr, content_type="text/xml", auth=FS_AUTH

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import psycopg
 import pytest
 import requests
-from conftest import FS_AUTH, ROOT, SidecarProcess, start_sidecar
+from conftest import FS_AUTH, ROOT, TEST_PBX, SidecarProcess, call_body, start_sidecar
 from psycopg.rows import dict_row
 
 from sidecar.auth import hash_password
@@ -140,7 +140,7 @@ def authorize(sidecar: SidecarProcess, number: str) -> tuple[str, int]:
     call = str(uuid.uuid4())
     resp = requests.post(
         sidecar.url + "/v1/authorize",
-        json={"uuid": call, "caller": number, "callee": "51987654321"},
+        json=call_body(call, number),
         auth=FS_AUTH,
         timeout=10,
     )
@@ -151,7 +151,7 @@ def authorize(sidecar: SidecarProcess, number: str) -> tuple[str, int]:
 def hang_up(sidecar: SidecarProcess, call: str, number: str, talk_seconds: int) -> None:
     answered = time.time() - talk_seconds - 1
     cdr = build_cdr(
-        call, number, "51987654321", int(answered * 1e6), talk_seconds * 1_000_000, number
+        call, number, "51987654321", int(answered * 1e6), talk_seconds * 1_000_000, TEST_PBX
     )
     resp = requests.post(
         f"{sidecar.url}/freeswitch/cdr?uuid={call}",

@@ -114,10 +114,17 @@ class EslPeer:
         with self._lock:
             self.channels[uuid] = {"uuid": uuid, "direction": "inbound", "state": "CS_EXECUTE"}
 
-    def answer(self, uuid: str, answered_at: float, hangup_in: int | None = None) -> None:
+    def answer(
+        self,
+        uuid: str,
+        answered_at: float,
+        hangup_in: int | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         """CHANNEL_ANSWER of ``uuid``, answered at epoch ``answered_at``.
 
         ``hangup_in``: the dialplan's ``execute_on_answer=sched_hangup +N``, run at the answer.
+        ``headers``: more event headers (e.g. ``variable_<name>`` of the channel's variables).
         """
         self.answer_silently(uuid, answered_at)
         if hangup_in is not None:
@@ -132,6 +139,7 @@ class EslPeer:
                 "Channel-Call-UUID": uuid,
                 "Caller-Unique-ID": uuid,
                 "Caller-Channel-Answered-Time": str(int(answered_at * 1e6)),
+                **(headers or {}),
             },
         )
 

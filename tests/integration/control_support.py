@@ -11,7 +11,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from conftest import FS_AUTH, make_app
+from conftest import FS_AUTH, call_body, make_app
 from doubles.esl_peer import EslPeer
 from psycopg.rows import dict_row
 
@@ -82,7 +82,7 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 5.0, what: str = "")
 def authorize(client: Any, uuid: str, account: str, callee: str = "51987654321") -> dict[str, Any]:
     resp = client.post(
         "/v1/authorize",
-        json={"uuid": uuid, "caller": account, "callee": callee, "account": account},
+        json=call_body(uuid, account, callee),
         auth=FS_AUTH,
     )
     assert resp.status_code == 200, resp.get_data(as_text=True)

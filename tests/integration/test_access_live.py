@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import requests
-from conftest import FS_AUTH, start_sidecar
+from conftest import FS_AUTH, call_body, start_sidecar
 
 pytestmark = pytest.mark.integration
 
@@ -16,7 +16,7 @@ def test_allowlist_sees_the_tcp_peer(db_url, redis_url, seed, allow, expected) -
     try:
         resp = requests.post(
             f"{sidecar.url}/v1/authorize",
-            json={"uuid": f"u-live-{expected}", "caller": "100001", "callee": "5119999"},
+            json=call_body(f"u-live-{expected}", "100001", "5119999"),
             auth=FS_AUTH,
             # a forged header changes nothing: no trusted proxy is configured
             headers={"X-Forwarded-For": "10.9.9.9"},

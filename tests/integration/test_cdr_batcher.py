@@ -14,7 +14,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from conftest import FS_AUTH
+from conftest import FS_AUTH, TEST_PBX, call_body
 
 from sidecar.db import connect_cli
 from sidecar.freeswitch.xml_cdr import CdrRecord, parse_cdr
@@ -29,9 +29,9 @@ def _reserved_records(client: Any, caller: str, count: int) -> list[CdrRecord]:
     records = []
     for _ in range(count):
         uuid = str(uuid_lib.uuid4())
-        body = {"uuid": uuid, "caller": caller, "callee": CALLEE}
+        body = call_body(uuid, caller, CALLEE)
         assert client.post("/v1/authorize", json=body, auth=FS_AUTH).get_json()["authorized"]
-        xml = build_cdr(uuid, caller, CALLEE, ANSWER_US, 30_000_000, caller)
+        xml = build_cdr(uuid, caller, CALLEE, ANSWER_US, 30_000_000, TEST_PBX)
         records.append(parse_cdr(xml))
     return records
 
@@ -114,7 +114,7 @@ def test_one_failing_cdr_fails_alone(app, client, seed, db_url) -> None:  # type
 
 
 def test_database_down_is_an_error_for_the_request(app) -> None:  # type: ignore[no-untyped-def]
-    record = parse_cdr(build_cdr(str(uuid_lib.uuid4()), "1", CALLEE, ANSWER_US, 1_000_000, "1"))
+    record = parse_cdr(build_cdr(str(uuid_lib.uuid4()), "1", CALLEE, ANSWER_US, 1_000_000))
     batcher = CdrBatcher(
         lambda: psycopg.connect("postgresql://postgres@127.0.0.1:1/nowhere"),
         app.extensions["apolo_rates"],

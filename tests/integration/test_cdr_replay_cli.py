@@ -7,18 +7,21 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
+import requests
 from click.testing import CliRunner, Result
-from conftest import ROOT, free_port
+from conftest import FS_AUTH, ROOT, call_body, free_port
 from fixtures_path import FS_FIXTURES, read_http_capture
 
 from sidecar.cli.cdr_cmd import wire_request
 from sidecar.cli.main import cli
-from sidecar.freeswitch.xml_cdr import CT_BASE64, CT_TEXTXML, decode_post
+from sidecar.freeswitch.xml_cdr import CT_BASE64, CT_TEXTXML, decode_post, parse_post
 
 CDR = FS_FIXTURES / "xml_cdr"
 SPOOL_DIRS = (CDR / "plaintext" / "err_log_dir", CDR / "urlencoded" / "err_log_dir")
@@ -32,6 +35,21 @@ def spool_copy(dest: Path, files: list[Path] = SPOOLED) -> Path:
     for path in files:
         shutil.copyfile(path, dest / path.name)  # copyfile: the fixtures are read-only
     return dest
+
+
+def authorize_spooled(post: Callable[[dict[str, Any]], dict[str, Any]]) -> int:
+    """Authorize the calls of the spooled CDRs from the test PBX, as the sidecar did before
+    their CDRs could not reach it: the replay settles those reservations. (The captured
+    loopback calls carry no identity of their own, so nobody would pay for them otherwise.)"""
+    inbound = 0
+    for path in SPOOLED:
+        query, content_type, body = wire_request(path.name, path.read_bytes())
+        record = parse_post(decode_post(content_type, body, query))
+        if record.direction == "inbound":
+            answer = post(call_body(record.uuid, record.caller, record.callee))
+            assert answer["authorized"] is True, answer
+            inbound += 1
+    return inbound
 
 
 def uuid_of(path: Path) -> str:
@@ -99,8 +117,14 @@ def test_wire_request_base64_file() -> None:
 
 @pytest.mark.integration
 def test_replay_posts_each_file_once(tmp_path: Path, seed, live_sidecar, db_url: str) -> None:  # type: ignore[no-untyped-def]
-    seed.account("100001", balance="50.00")
+    seed.account("100001", balance="200.00")
     spool = spool_copy(tmp_path / "spool")
+
+    def post(body: dict[str, Any]) -> dict[str, Any]:
+        url = f"{live_sidecar.url}/v1/authorize"
+        return requests.post(url, json=body, auth=FS_AUTH, timeout=10).json()  # type: ignore[no-any-return]
+
+    assert authorize_spooled(post) == 3
 
     result = replay(spool, live_sidecar.url, live_sidecar.fs_password)
     assert result.exit_code == 0, result.output
@@ -108,8 +132,8 @@ def test_replay_posts_each_file_once(tmp_path: Path, seed, live_sidecar, db_url:
     assert list(spool.iterdir()) == []
     assert cdr_counts(db_url) == {uuid_of(p): 1 for p in SPOOLED}
     balance, ledger, costs = money(db_url, "100001")
-    assert costs > 0  # the inbound legs were rated after the fact
-    assert balance == ledger == Decimal("50.00") - costs
+    assert costs > 0  # the inbound legs settled their reservations
+    assert balance == ledger == Decimal("200.00") - costs
 
     # FreeSWITCH spooled them again (or an operator restored a backup): nothing new
     spool_copy(spool)

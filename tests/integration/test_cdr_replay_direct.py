@@ -12,8 +12,8 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
-from test_cdr_replay_cli import SPOOLED, cdr_counts, money, spool_copy, uuid_of
+from conftest import FS_AUTH, ROOT
+from test_cdr_replay_cli import SPOOLED, authorize_spooled, cdr_counts, money, spool_copy, uuid_of
 
 
 def replay_direct(spool: Path, db_url: str, redis_url: str, *extra: str) -> tuple[int, str]:
@@ -27,10 +27,11 @@ def replay_direct(spool: Path, db_url: str, redis_url: str, *extra: str) -> tupl
 
 @pytest.mark.integration
 def test_direct_replay_stores_and_charges_each_cdr_once(
-    tmp_path: Path, seed, db_url: str, redis_url: str
+    tmp_path: Path, seed, client, db_url: str, redis_url: str
 ) -> None:  # type: ignore[no-untyped-def]
-    seed.account("100001", balance="50.00")
+    seed.account("100001", balance="200.00")
     spool = spool_copy(tmp_path / "spool")
+    assert authorize_spooled(lambda b: client.post("/v1/authorize", json=b, auth=FS_AUTH).json) == 3
 
     code, out = replay_direct(spool, db_url, redis_url, "--batch", "4", "--jobs", "2")
     assert code == 0, out
@@ -39,7 +40,7 @@ def test_direct_replay_stores_and_charges_each_cdr_once(
     assert cdr_counts(db_url) == {uuid_of(p): 1 for p in SPOOLED}
     balance, ledger, costs = money(db_url, "100001")
     assert costs > 0
-    assert balance == ledger == Decimal("50.00") - costs
+    assert balance == ledger == Decimal("200.00") - costs
 
     spool_copy(spool)  # spooled again: nothing new, whichever path replays it
     code, out = replay_direct(spool, db_url, redis_url)

@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 import psycopg
-from conftest import FS_AUTH
+from conftest import FS_AUTH, TEST_PBX, call_body
 from psycopg.rows import dict_row
 
 from sidecar.freeswitch.xml_cdr import CdrRecord, parse_cdr
@@ -28,15 +28,13 @@ CALLEE = "5155501234"  # the seed plan rates 51 at 0.60 a minute, 60 s increment
 
 def _call(client: Any, caller: str) -> str:
     uuid = str(uuid_lib.uuid4())
-    resp = client.post(
-        "/v1/authorize", json={"uuid": uuid, "caller": caller, "callee": CALLEE}, auth=FS_AUTH
-    )
+    resp = client.post("/v1/authorize", json=call_body(uuid, caller, CALLEE), auth=FS_AUTH)
     assert resp.get_json()["authorized"] is True
     return uuid
 
 
 def _record(uuid: str, caller: str, seconds: int) -> CdrRecord:
-    return parse_cdr(build_cdr(uuid, caller, CALLEE, ANSWER_US, seconds * 1_000_000, caller))
+    return parse_cdr(build_cdr(uuid, caller, CALLEE, ANSWER_US, seconds * 1_000_000, TEST_PBX))
 
 
 def _ingest(app: Any, db_url: str, records: list[CdrRecord]) -> list[IngestResult]:

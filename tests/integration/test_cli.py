@@ -102,8 +102,11 @@ def test_accounts_create_and_recharge(db_url, seed) -> None:  # type: ignore[no-
 
 
 def test_demo_load_twice(db_url, seed) -> None:  # type: ignore[no-untyped-def]
-    assert "100001" in apolo(db_url, "demo", "load").stdout
-    assert "accounts created: none" in apolo(db_url, "demo", "load").stdout
+    first = apolo(db_url, "demo", "load").stdout
+    assert "100001" in first and "trunk demo-pbx" in first
+    assert "created: nothing" in apolo(db_url, "demo", "load").stdout
+    trunks = apolo(db_url, "trunks", "list").stdout.splitlines()
+    assert trunks == ["demo-pbx\t192.0.2.0/24\t-\ttrust_caller_id"]
 
 
 def test_reservations_expire_releases_overdue_money(db_url, seed) -> None:  # type: ignore[no-untyped-def]
@@ -127,3 +130,50 @@ def test_reservations_expire_releases_overdue_money(db_url, seed) -> None:  # ty
     with psycopg.connect(db_url) as c:
         statuses = dict(c.execute("SELECT call_uuid, status FROM reservations").fetchall())
     assert statuses == {"lost-cdr": "expired", "live-call": "open"}
+
+
+def test_trunks_create_list_delete(db_url, seed) -> None:  # type: ignore[no-untyped-def]
+    seed.account("700001")
+    out = apolo(db_url, "trunks", "create", "carrier", "--cidr", "203.0.113.0/28",
+                "--cidr", "2001:db8::/32", "--account", "700001").stdout  # fmt: skip
+    assert '"name": "carrier"' in out and '"account": "700001"' in out
+    apolo(db_url, "trunks", "create", "pbx", "--cidr", "192.0.2.0/24", "--trust-caller-id",
+          "--trust-billing-header")  # fmt: skip
+    assert apolo(db_url, "trunks", "list").stdout.splitlines() == [
+        "carrier\t203.0.113.0/28,2001:db8::/32\t700001\t-",
+        "pbx\t192.0.2.0/24\t-\ttrust_caller_id,trust_billing_header",
+        "test-pbx\t198.51.100.0/24\t-\ttrust_caller_id",
+    ]
+    refused = {
+        "overlaps": ("x", "--cidr", "203.0.113.8/29", "--account", "700001"),
+        "no account 999": ("x", "--cidr", "203.0.113.64/26", "--account", "999"),
+        "must bill someone": ("x", "--cidr", "203.0.113.64/26"),
+        "host bits set": ("x", "--cidr", "203.0.113.65/26", "--trust-caller-id"),
+    }
+    for says, args in refused.items():
+        result = apolo(db_url, "trunks", "create", *args, check=False)
+        assert result.returncode != 0 and says in result.stderr, (says, result.stderr)
+    assert "deleted trunk pbx (192.0.2.0/24)" in apolo(db_url, "trunks", "delete", "pbx").stdout
+    assert "no trunk pbx" in apolo(db_url, "trunks", "delete", "pbx", check=False).stderr
+    with psycopg.connect(db_url) as c:
+        audit = c.execute(
+            "SELECT actor, action, target FROM audit_log WHERE action LIKE 'trunk.%%' ORDER BY id"
+        ).fetchall()
+    assert audit[-3:] == [("cli:ops-tester", "trunk.create", "trunk:carrier"),
+                          ("cli:ops-tester", "trunk.create", "trunk:pbx"),
+                          ("cli:ops-tester", "trunk.delete", "trunk:pbx")]  # fmt: skip
+
+
+def test_accounts_update_sip_users(db_url, seed) -> None:  # type: ignore[no-untyped-def]
+    seed.account("700001")
+    seed.account("700002")
+    out = apolo(db_url, "accounts", "update", "700001", "--sip-user", "1001@PBX.example").stdout
+    assert '"sip_users": [\n    "1001@pbx.example"\n  ]' in out
+    taken = apolo(db_url, "accounts", "update", "700002", "--sip-user", "1001@pbx.example",
+                  check=False)  # fmt: skip
+    assert taken.returncode != 0 and "1001@pbx.example already belongs" in taken.stderr
+    bad = apolo(db_url, "accounts", "update", "700002", "--sip-user", "1001", check=False)
+    assert bad.returncode != 0 and "is not a SIP user" in bad.stderr
+    assert '"sip_users": []' in apolo(db_url, "accounts", "update", "700001",
+                                      "--no-sip-users").stdout  # fmt: skip
+    assert apolo(db_url, "accounts", "update", "700001", check=False).returncode != 0

@@ -60,6 +60,25 @@ def test_funded_call_is_extended_and_its_hangup_moved(app, client, seed, db_url,
     assert peer.tasks[call] == api[2:4]
 
 
+def test_extensions_bill_the_reservation_not_the_channel_variables(
+    app, client, seed, db_url, redis_url, peer
+):  # type: ignore[no-untyped-def]
+    """apolo control picks no account: whatever the channel says, the account that was
+    authorized is the one extended."""
+    seed.account("100001", balance="10.00", rates=[("51", "0.60")])
+    seed.account("100002", balance="10.00", rates=[("51", "0.60")])
+    call = _uuid()
+    authorize(client, call, "100001")
+    forged = {"variable_accountcode": "100002", "variable_sip_h_X-Billing-Account": "100002",
+              "Caller-Caller-ID-Number": "100002", "variable_sip_authorized": "true"}  # fmt: skip
+    with running(control_settings(db_url, redis_url, [peer])):
+        peer.answer(call, time.time() - 250, headers=forged)
+        wait_for(lambda: f"sched_del {call}" in peer.api_commands(), what="sched_del")
+    assert reservation(db_url, call)["extensions"] == 1
+    assert seed.balance("100001")["reserved"] == "6.0000"
+    assert seed.balance("100002")["reserved"] == "0.0000"
+
+
 @pytest.mark.parametrize("fmt", ["json", "plain"])
 def test_active_calls_api_shows_the_answered_call(app, client, seed, db_url, redis_url, peer, fmt):  # type: ignore[no-untyped-def]
     seed.account("100001", balance="10.00", rates=[("51", "0.60")])

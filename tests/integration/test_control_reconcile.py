@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import pytest
 import redis as redis_lib
-from conftest import FS_AUTH
+from conftest import FS_AUTH, TEST_PBX
 from control_support import (  # noqa: F401 - fixtures used by name
     BLOCK,
     Clock,
@@ -52,7 +52,7 @@ def test_reconciliation_releases_the_orphan_only(  # type: ignore[no-untyped-def
         peer.hangup(ended)
         time.sleep(0.6)
         assert reservation(db_url, ended)["status"] == "open"  # inside the grace: kept
-        cdr = build_cdr(ended, "100001", "51987654321", int(answered * 1e6), 5_000_000, "100001")
+        cdr = build_cdr(ended, "100001", "51987654321", int(answered * 1e6), 5_000_000, TEST_PBX)
         resp = client.post(
             f"/freeswitch/cdr?uuid={ended}", data=cdr, content_type="text/xml", auth=FS_AUTH
         )

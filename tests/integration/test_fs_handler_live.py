@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import TEST_PBX
 from doubles.fs_lua import lua_interpreters, run_lua
 from doubles.fs_session import FakeSession, add_fs_scripts_to_path
 
@@ -37,10 +38,14 @@ def hook(live_sidecar: Any) -> Iterator[apolo_fs.Settings]:
     apolo_fs.configure(apolo_fs.Settings())
 
 
-def place_call(caller: str, account: str | None = None) -> FakeSession:
-    variables = {"caller_id_number": caller, "destination_number": CALLEE}
+def place_call(caller: str, account: str | None = None, **channel: str) -> FakeSession:
+    """With ``account``: a directory user FreeSWITCH authenticated, whose accountcode it is.
+    Without: a call from the test PBX, whose trunk bills the account of the caller ID."""
+    variables = {"caller_id_number": caller, "destination_number": CALLEE, **channel}
     if account:
-        variables["accountcode"] = account
+        variables.update(accountcode=account, sip_authorized="true")
+    else:
+        variables.update(TEST_PBX)
     session = FakeSession(variables)
     apolo_authorize.handler(session, "")
     return session
@@ -61,14 +66,31 @@ def test_authorized_call_gets_a_cutoff_from_the_balance(hook: Any, seed: Any) ->
     assert Decimal(seed.balance(number)["reserved"]) > 0
 
 
-def test_caller_identified_by_ani_alone(hook: Any, seed: Any) -> None:
+def test_caller_identified_by_a_trunk_that_trusts_its_caller_id(hook: Any, seed: Any) -> None:
     number = seed.account(unique_number(), balance="1.20", rates=[("51", "0.60")])
     session = place_call(number)
     assert session.variables["apolo_result"] == "authorized", session.variables
     assert session.variables["execute_on_answer"] == "sched_hangup +119 ALLOTTED_TIMEOUT"
 
 
+def test_a_forged_header_or_accountcode_does_not_pay(hook: Any, seed: Any) -> None:
+    payer = seed.account(unique_number(), balance="1000.00")
+    caller = seed.account(unique_number(), balance="0.00")
+    # from the test PBX (trusts caller IDs, not the billing header); the dialplan copied an
+    # accountcode onto an unauthenticated channel: neither names who pays
+    session = place_call(caller, **{"sip_h_X-Billing-Account": payer, "accountcode": payer})
+    assert session.variables["apolo_reason"] == "insufficient_balance", session.variables
+    assert session.variables["apolo_account"] == caller
+    assert seed.balance(payer)["reserved"] == "0.0000"
+    nobody = FakeSession({"caller_id_number": payer, "destination_number": CALLEE,
+                          "sip_h_X-Billing-Account": payer})  # fmt: skip
+    apolo_authorize.handler(nobody, "")
+    assert nobody.variables["apolo_reason"] == "unidentified_caller"
+    assert seed.balance(payer)["reserved"] == "0.0000"
+
+
 def test_unknown_caller_is_rejected(hook: Any, seed: Any) -> None:
+    seed.test_pbx()
     session = place_call(unique_number())
     assert session.variables["apolo_result"] == "denied"
     assert session.variables["apolo_reason"] == "account_not_found"
@@ -115,14 +137,16 @@ def test_lua_twin(live_sidecar: Any, seed: Any, tmp_path: Path, lua: str, mode: 
            "APOLO_FS_PASSWORD": live_sidecar.fs_password, "APOLO_TIMEOUT_MS": "5000"}  # fmt: skip
     number = seed.account(unique_number(), balance="0.60")
     variables = {"uuid": str(uuid.uuid4()), "caller_id_number": number,
-                 "destination_number": CALLEE, "accountcode": number}  # fmt: skip
+                 "destination_number": CALLEE, "accountcode": number,
+                 "sip_authorized": "true"}  # fmt: skip
     r = run_lua(lua, variables, mode=mode, env=env, tmp_dir=tmp_path)
     if r.variables.get("apolo_error") == "no_http_transport":
         pytest.skip("LuaSocket is not installed")
     assert r.variables["apolo_result"] == "authorized", (r.variables, r.logs)
     assert r.variables["execute_on_answer"] == "sched_hangup +59 ALLOTTED_TIMEOUT"
-    unknown = {**variables, "uuid": str(uuid.uuid4()), "caller_id_number": unique_number()}
-    del unknown["accountcode"]
+    unknown = {**variables, "uuid": str(uuid.uuid4()), "caller_id_number": unique_number(),
+               **TEST_PBX}  # fmt: skip
+    del unknown["accountcode"], unknown["sip_authorized"]
     r = run_lua(lua, unknown, mode=mode, env=env, tmp_dir=tmp_path)
     assert r.variables["apolo_reason"] == "account_not_found"
     assert r.hangups == ["CALL_REJECTED"]

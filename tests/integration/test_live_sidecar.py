@@ -11,7 +11,7 @@ from decimal import Decimal
 import psycopg
 import pytest
 import requests
-from conftest import FS_AUTH, free_port, start_sidecar
+from conftest import FS_AUTH, call_body, free_port, start_sidecar
 from fixtures_path import FS_FIXTURES, read_http_capture
 
 pytestmark = pytest.mark.integration
@@ -27,7 +27,7 @@ def pair(db_url, redis_url):  # type: ignore[no-untyped-def]
 
 
 def _authorize(url: str, caller: str, callee: str = "51987654321", uuid: str | None = None):  # type: ignore[no-untyped-def]
-    body = {"uuid": uuid or str(uuidlib.uuid4()), "caller": caller, "callee": callee}
+    body = call_body(uuid or str(uuidlib.uuid4()), caller, callee)
     return requests.post(f"{url}/v1/authorize", json=body, auth=FS_AUTH, timeout=10)
 
 
@@ -96,7 +96,7 @@ def test_rate_change_reaches_every_worker_within_a_second(pair, seed, db_url) ->
     def load(i: int) -> None:
         session = requests.Session()
         while not stop.is_set():
-            body = {"uuid": str(uuidlib.uuid4()), "caller": "100001", "callee": "51987654321"}
+            body = call_body(str(uuidlib.uuid4()), "100001")
             answer = session.post(
                 f"{pair[i % 2].url}/v1/authorize", json=body, auth=FS_AUTH, timeout=10
             ).json()

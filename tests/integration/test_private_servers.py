@@ -53,8 +53,9 @@ def up(urls: dict[str, str]) -> tuple[bool, bool]:
 @pytest.fixture
 def data(tmp_path: Path) -> Iterator[Path]:
     """Under the repository: PostgreSQL runs as its own user, who cannot enter pytest's
-    private temporary directories."""
-    path = ROOT / ".data" / f"servers-test-{tmp_path.name}-{os.getpid()}"
+    private temporary directories. Short: the nested socket path (``…/reliability/pg-run/
+    .s.PGSQL.<port>``) must stay under the 107 bytes of a Unix socket name."""
+    path = ROOT / ".data" / f"srv-{tmp_path.name[-8:]}-{os.getpid()}"
     yield path
     subprocess.run(["scripts/stop_services.sh", str(path)], cwd=ROOT, timeout=120)
     shutil.rmtree(path, ignore_errors=True)

@@ -8,6 +8,7 @@ from decimal import Decimal
 import psycopg
 import pytest
 from click.testing import CliRunner
+from conftest import TEST_PBX_IP
 from psycopg.rows import dict_row
 
 from sidecar.cli.demo_cmd import DEMO_ACCOUNTS, DEMO_RATES
@@ -78,7 +79,7 @@ def test_simulation_charges_each_authorized_call_once(seed, live_sidecar, db_url
     result = CliRunner().invoke(
         cli,
         ["simulate", "--calls", "20", "--concurrency", "5", "--duration", "1",
-         "--speedup", "10", "--seed", "1", "--url", live_sidecar.url,
+         "--speedup", "10", "--seed", "1", "--url", live_sidecar.url, "--source-ip", TEST_PBX_IP,
          "--callers", callers, "--destinations", destinations],
         env={"APOLO_FS_PASSWORD": live_sidecar.fs_password},
         catch_exceptions=False,

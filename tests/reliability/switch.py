@@ -20,7 +20,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import requests
-from conftest import FS_AUTH
+from conftest import FS_AUTH, call_body
 
 from sidecar.simulator.cdr_template import build_cdr
 
@@ -69,7 +69,7 @@ class Switch:
             return self.urls[n % len(self.urls)]
 
     def authorize(self, session: requests.Session, call: Call, n: int) -> None:
-        body = {"uuid": call.uuid, "caller": self.caller, "callee": self.callee}
+        body = call_body(call.uuid, self.caller, self.callee)
         try:
             resp = session.post(f"{self._url(n)}/v1/authorize", json=body, timeout=TIMEOUT)
             answer = resp.json() if resp.status_code == 200 else {}

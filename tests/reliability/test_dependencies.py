@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 import requests
-from conftest import FS_AUTH, Seed, SidecarProcess, start_sidecar
+from conftest import FS_AUTH, Seed, SidecarProcess, call_body, start_sidecar
 
 from reliability.conftest import PrivateServers
 from reliability.tally import TALLY
@@ -32,7 +32,7 @@ def sidecar(servers: PrivateServers, rel_seed: Seed) -> Iterator[SidecarProcess]
 
 
 def _authorize(url: str, uuid: str | None = None) -> requests.Response:
-    body = {"uuid": uuid or str(uuidlib.uuid4()), "caller": "400001", "callee": "51987654321"}
+    body = call_body(uuid or str(uuidlib.uuid4()), "400001")
     return requests.post(f"{url}/v1/authorize", json=body, auth=FS_AUTH, timeout=10)
 
 

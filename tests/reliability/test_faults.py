@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from conftest import FS_AUTH, Seed, SidecarProcess, start_sidecar
+from conftest import FS_AUTH, Seed, SidecarProcess, call_body, start_sidecar
 
 from reliability.books import ReservationWatch, assert_books
 from reliability.conftest import PrivateServers
@@ -103,7 +103,7 @@ def replay_until_empty(spool: Path, url: str, runs: int = 3) -> None:
 
 
 def _authorize(url: str) -> requests.Response:
-    body = {"uuid": "5e1f2c1e-0000-4000-8000-00000000aaaa", "caller": "300001", "callee": "519"}
+    body = call_body("5e1f2c1e-0000-4000-8000-00000000aaaa", "300001", "519")
     return requests.post(f"{url}/v1/authorize", json=body, auth=FS_AUTH, timeout=10)
 
 

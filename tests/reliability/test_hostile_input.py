@@ -17,7 +17,7 @@ from typing import Any
 import psycopg
 import pytest
 import requests
-from conftest import FS_AUTH, Seed, SidecarProcess, start_sidecar
+from conftest import FS_AUTH, Seed, SidecarProcess, call_body, start_sidecar
 from unit.cucm.cucm_rows import SIETE_CDR, SIETE_CDR_NAME
 
 from reliability.conftest import PrivateServers
@@ -45,7 +45,7 @@ def ctx(sidecar: SidecarProcess, servers: PrivateServers, rel_seed: Seed) -> dic
     rel_seed.account(NUMBER, balance="10.00", rates=[("51", "0.60")])
     call = str(uuidlib.uuid4())
     answer = requests.post(
-        f"{sidecar.url}/v1/authorize", json={"uuid": call, "caller": NUMBER, "callee": CALLEE},
+        f"{sidecar.url}/v1/authorize", json=call_body(call, NUMBER, CALLEE),
         auth=FS_AUTH, timeout=10,
     ).json()  # fmt: skip
     assert answer["authorized"] is True

@@ -19,7 +19,16 @@ import psycopg
 import pytest
 import redis as redis_lib
 import requests
-from conftest import FS_AUTH, FS_PASSWORD, FS_USER, ROOT, Seed, SidecarProcess, start_sidecar
+from conftest import (
+    FS_AUTH,
+    FS_PASSWORD,
+    FS_USER,
+    ROOT,
+    Seed,
+    SidecarProcess,
+    call_body,
+    start_sidecar,
+)
 from psycopg import sql
 from unit.cucm.cucm_rows import SIETE_CDR_NAME, fac_chain, siete
 
@@ -90,13 +99,13 @@ def test_no_secret_in_logs_or_in_the_record(
             f"{url}/v1/authorize",
             auth=FS_AUTH,
             timeout=10,
-            json={"uuid": str(uuidlib.uuid4()), "caller": "600001", "callee": "519"},
+            json=call_body(str(uuidlib.uuid4()), "600001", "519"),
         ),
         requests.post(
             f"{url}/v1/authorize",
             auth=(FS_USER, wrong_fs),
             timeout=10,
-            json={"uuid": str(uuidlib.uuid4()), "caller": "600001", "callee": "519"},
+            json=call_body(str(uuidlib.uuid4()), "600001", "519"),
         ),
         requests.post(
             f"{url}/v1/session", json={"username": "rel-admin", "password": password}, timeout=10

@@ -11,6 +11,7 @@ from fixtures_path import FS_FIXTURES
 from lxml import etree
 
 from sidecar.freeswitch.xml_cdr import decode_post, parse_cdr
+from sidecar.identity import CallerFacts
 from sidecar.simulator.cdr_template import RING_USEC, build_cdr, fs_url_encode
 
 TEMPLATE_SOURCE = FS_FIXTURES / "xml_cdr/textxml/answered_uuid_kill_loopback_b_inbound.xml"
@@ -21,6 +22,9 @@ CAPTURED_UUIDS = (  # the captured call's two channels and caller-profile ids
     "d9a14519-04c7-4362-a0cb-b64f9cc40bb9",
     "029e0db8-d89b-4526-bb2b-9c61888b1147",
 )
+
+
+SIP_PBX = {"sip_network_ip": "192.0.2.10"}  # the call came from a PBX at this address
 
 
 def new_uuid() -> str:
@@ -45,7 +49,7 @@ def test_template_is_the_captured_document() -> None:
 @pytest.mark.parametrize("billusec", [1, 999_999, 1_000_000, 3_040_002, 61_500_000, 3_600_000_000])
 def test_answered_cdr_reads_back(billusec: int) -> None:
     uuid = new_uuid()
-    xml = build_cdr(uuid, "100002", "5114567890", ANSWER_US, billusec, account="100002")
+    xml = build_cdr(uuid, "100002", "5114567890", ANSWER_US, billusec, SIP_PBX)
     record = parse_cdr(xml, a_leg_hint=True, uuid_hint=uuid)
 
     assert record.uuid == uuid
@@ -60,7 +64,7 @@ def test_answered_cdr_reads_back(billusec: int) -> None:
     assert record.fs_billsec == (ANSWER_US + billusec) // 10**6 - ANSWER_US // 10**6
     assert record.hangup_cause == "NORMAL_CLEARING"
     assert record.hangup_cause_q850 == 16
-    assert record.account_code == "100002"
+    assert record.facts == CallerFacts(caller_id="100002", network_ip="192.0.2.10")
     assert record.linked_uuids == ()
 
 
@@ -79,7 +83,8 @@ def test_unanswered_cdr_reads_back() -> None:
     assert record.start_uepoch == ANSWER_US - RING_USEC
     assert record.end_uepoch == ANSWER_US
     assert (record.hangup_cause, record.hangup_cause_q850) == ("CALL_REJECTED", 21)
-    assert record.account_code is None  # no billing_account unless one is given
+    assert record.facts == CallerFacts(caller_id="100001")  # no identity unless one is given
+    assert "billing_account" not in record.variables  # the capture's originate variable
     values = variables(xml)
     assert "answer_stamp" not in values and "endpoint_disposition" not in values
     assert values["last_app"] == ["hangup"] and values["last_arg"] == ["CALL_REJECTED"]
@@ -90,7 +95,7 @@ def test_unanswered_cdr_reads_back() -> None:
 
 def test_nothing_links_back_to_the_capture() -> None:
     uuid = new_uuid()
-    xml = build_cdr(uuid, "100001", "51987654321", ANSWER_US, 2_000_000, account="100001")
+    xml = build_cdr(uuid, "100001", "51987654321", ANSWER_US, 2_000_000, SIP_PBX)
     text = xml.decode()
     for captured in CAPTURED_UUIDS:
         assert captured not in text
@@ -100,7 +105,7 @@ def test_nothing_links_back_to_the_capture() -> None:
     assert values["DP_MATCH"] == ["51987654321", "51987654321"]
     assert values["caller_id"] == ['"Apolo Test" <100001>']
     # reproducible: the same inputs give the same document
-    assert build_cdr(uuid, "100001", "51987654321", ANSWER_US, 2_000_000, "100001") == xml
+    assert build_cdr(uuid, "100001", "51987654321", ANSWER_US, 2_000_000, SIP_PBX) == xml
 
 
 def test_variables_are_percent_encoded_like_freeswitch() -> None:

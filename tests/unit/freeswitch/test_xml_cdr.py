@@ -19,6 +19,7 @@ from sidecar.freeswitch.xml_cdr import (
     parse_post,
 )
 from sidecar.freeswitch.xml_safe import HostileXmlError, MalformedXmlError, XmlRejected
+from sidecar.identity import CallerFacts
 
 CDR_DIR = FS_FIXTURES / "xml_cdr"
 HTTP_FILES = sorted(CDR_DIR.rglob("*.http"))
@@ -121,12 +122,13 @@ def test_same_call_is_identical_across_encodings(records: dict[str, CdrRecord]) 
                 rec.direction,
                 rec.caller,
                 rec.callee,
-                rec.account_code,
+                rec.facts,
                 rec.hangup_cause,
                 rec.linked_uuids != (),
             )
         )
-    assert shapes == {("a", "inbound", "100001", "51987654321", "100001", "NORMAL_CLEARING", True)}
+    facts = CallerFacts(caller_id="100001")
+    assert shapes == {("a", "inbound", "100001", "51987654321", facts, "NORMAL_CLEARING", True)}
 
 
 @pytest.mark.parametrize(
@@ -282,11 +284,13 @@ def test_sip_bridge_links_and_accounts(records: dict[str, CdrRecord]) -> None:
     assert b_leg.linked_uuids == (callee.uuid, caller.uuid)
     assert callee.linked_uuids == (b_leg.uuid,)
     assert (caller.caller, caller.callee, caller.context) == ("100001", "51444000001", "public")
-    assert caller.account_code == "100001"  # from sip_h_X-Billing-Account
-    assert b_leg.account_code is None  # the bridge created it without any account variable
+    # unauthenticated, from 127.0.0.1; the header is the caller's and is only carried along
+    sip_caller = CallerFacts(caller_id="100001", network_ip="127.0.0.1", billing_header="100001")
+    assert caller.facts == sip_caller
+    assert b_leg.facts == CallerFacts(caller_id=b_leg.caller)  # the bridge's own leg: nothing
     solo = records["sip/answered_sip_inbound_1"]
     assert solo.linked_uuids == ()
-    assert solo.account_code == "100001"
+    assert solo.facts == sip_caller
     assert solo.variables["sip_hangup_disposition"] == "recv_bye"
 
 
@@ -295,7 +299,9 @@ def test_caller_profile_of_loopback_a_is_flipped(records: dict[str, CdrRecord]) 
     b = records["urlencoded/answered_uuid_kill_loopback_b_inbound"]
     assert (a.caller, a.ani, a.cid_flipped) == ("default", "100001", True)
     assert (b.caller, b.ani, b.cid_flipped) == ("100001", "100001", False)
-    assert a.account_code == b.account_code == "100001"  # billing_account
+    # billing_account (set by the originate) is no identity fact: neither leg names anyone
+    assert a.variables["billing_account"] == b.variables["billing_account"] == "100001"
+    assert (a.facts, b.facts) == (CallerFacts(caller_id="default"), CallerFacts(caller_id="100001"))
     unanswered = records["urlencoded/rejected_call_rejected_loopback_a_outbound"]
     assert (unanswered.caller, unanswered.cid_flipped) == ("100001", False)
 

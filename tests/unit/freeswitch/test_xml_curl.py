@@ -17,6 +17,13 @@ from sidecar.freeswitch.xml_curl import (
     reject_document,
 )
 from sidecar.freeswitch.xml_safe import parse_xml
+from sidecar.identity import CallerFacts
+
+# what the captures say about their callers: the loopback channels carry no identity at all
+# (billing_account is an ordinary variable anyone's dialplan or originate can set); the SIP
+# call came unauthenticated from 127.0.0.1 with a caller-written X-Billing-Account header
+LOOPBACK_FACTS = CallerFacts(caller_id="100001")
+SIP_FACTS = CallerFacts(caller_id="100001", network_ip="127.0.0.1", billing_header="100001")
 
 CURL_DIR = FS_FIXTURES / "xml_curl"
 REQUESTS = sorted(CURL_DIR.glob("dialplan_request_*.http"))
@@ -58,7 +65,7 @@ def test_http_bodies_match_decoded_field_lists() -> None:
                 caller="100001",
                 callee="51987654321",
                 context="default",
-                account="100001",
+                facts=LOOPBACK_FACTS,
                 hostname="fs-test-host",
                 call_direction="inbound",
                 core_uuid="00260012-fffb-4210-b3e4-60be0ba3a29d",
@@ -72,7 +79,7 @@ def test_http_bodies_match_decoded_field_lists() -> None:
                 caller="100001",
                 callee="51987654321",
                 context="public",
-                account="100001",
+                facts=SIP_FACTS,
                 hostname="fs-test-host",
                 call_direction="inbound",
                 core_uuid="46829162-fed2-4aa5-9e9a-6a5197905cfa",
@@ -86,7 +93,7 @@ def test_http_bodies_match_decoded_field_lists() -> None:
                 caller="100001",
                 callee="51666000001",
                 context="default",
-                account="100001",
+                facts=LOOPBACK_FACTS,
                 hostname="fs-test-host",
                 call_direction="inbound",
                 core_uuid="00260012-fffb-4210-b3e4-60be0ba3a29d",
@@ -111,17 +118,39 @@ def test_request_uuid_is_the_dialplan_leg_of_the_cdr() -> None:
     )
     request = _request("dialplan_request_loopback.http")
     assert (request.uuid, request.callee, request.context) == (cdr.uuid, cdr.callee, "default")
-    assert request.account == cdr.account_code
+    assert request.facts == cdr.facts == LOOPBACK_FACTS
 
 
-def test_account_sources() -> None:
+def test_identity_facts_come_from_the_variable_fields() -> None:
     loop = dict(_form(CURL_DIR / "dialplan_request_loopback.http"))
     sip = dict(_form(CURL_DIR / "dialplan_request_sip.http"))
     assert "variable_billing_account" in loop and "variable_accountcode" not in loop
-    assert "variable_sip_h_X-Billing-Account" in sip and "variable_billing_account" not in sip
-    assert parse_dialplan_request({**sip, "variable_accountcode": "ACC9"}).account == "ACC9"
-    del loop["variable_billing_account"]
-    assert parse_dialplan_request(loop).account is None
+    assert "variable_sip_h_X-Billing-Account" in sip and "variable_sip_authorized" not in sip
+    authenticated = {
+        **sip,
+        "variable_accountcode": "ACC9",
+        "variable_sip_authorized": "true",
+        "variable_sip_auth_username": "1001",
+        "variable_sip_auth_realm": "Realm.Example",
+        "variable_domain_name": "PBX.example",
+    }
+    assert parse_dialplan_request(authenticated).facts == CallerFacts(
+        caller_id="100001",
+        accountcode="ACC9",
+        authenticated=True,
+        sip_user="1001",
+        sip_domain="PBX.example",
+        network_ip="127.0.0.1",
+        billing_header="100001",
+    )
+    # names without the variable_ prefix are event headers, not channel variables
+    forged = {
+        **loop,
+        "accountcode": "100002",
+        "sip_authorized": "true",
+        "sip_network_ip": "1.2.3.4",
+    }
+    assert parse_dialplan_request(forged).facts == LOOPBACK_FACTS
 
 
 def test_fallback_fields() -> None:

@@ -59,7 +59,7 @@ class FakeSidecar:
             "authorized": True,
             "reason": "authorized",
             "uuid": request.get("uuid"),
-            "account": request.get("account") or "100001",
+            "account": "100001",
             "max_duration": 120,
             "rate": {"prefix": "51", "name": "Peru", "rate_per_minute": "0.60",
                      "connection_fee": "0.00", "initial_increment": 60, "increment": 60},
@@ -173,7 +173,8 @@ def test_authorized_call_sets_variables_and_cutoff_from_answer(sidecar: FakeSide
     assert req["path"] == "/v1/authorize"
     assert req["headers"]["Content-Type"] == "application/json"
     assert req["json"] == {"uuid": session.variables["uuid"], "caller": "100001",
-                           "callee": "51987654321", "account": "100001"}  # fmt: skip
+                           "callee": "51987654321",
+                           "variables": {"accountcode": "100001"}}  # fmt: skip
 
 
 def test_basic_auth_header_is_sent(sidecar: FakeSidecar) -> None:
@@ -257,16 +258,39 @@ def test_logs_through_freeswitch_console(
 # ------------------------------------------------------------------ request contents
 
 
-def test_args_account_overrides_accountcode(sidecar: FakeSidecar) -> None:
-    call("account=777")
-    call("account=")  # empty: fall back to the channel's accountcode
-    assert [r["json"]["account"] for r in sidecar.requests] == ["777", "100001"]
+IDENTITY = {
+    "accountcode": "100001", "sip_authorized": "true", "sip_auth_username": "1001",
+    "sip_auth_realm": "pbx.example", "domain_name": "pbx.example",
+    "sip_network_ip": "203.0.113.7", "sip_received_ip": "203.0.113.7",
+    "sip_h_X-Billing-Account": "100002",
+}  # fmt: skip
 
 
-def test_missing_accountcode_sends_null(sidecar: FakeSidecar) -> None:
+def test_every_identity_variable_is_sent_and_nothing_else(sidecar: FakeSidecar) -> None:
+    call(**IDENTITY, sip_from_user="100009", sip_h_X_Other="x", billing_account="100003")
+    assert sidecar.requests[0]["json"]["variables"] == IDENTITY
+
+
+def test_the_hook_sends_what_the_sidecar_reads() -> None:
+    from sidecar.freeswitch.caller_facts import IDENTITY_VARIABLES
+
+    assert apolo_fs.IDENTITY_VARIABLES == IDENTITY_VARIABLES
+
+
+def test_the_hook_cannot_pick_the_account(
+    sidecar: FakeSidecar, fs_module: FakeFreeswitchModule
+) -> None:
+    session = call("account=777")
+    sent = sidecar.requests[0]["json"]
+    assert "account" not in sent and "777" not in json.dumps(sent)
+    assert any(level == "warning" and "account=" in msg for level, msg in fs_module.logs)
+    assert session.variables["apolo_account"] == "100001"  # what the sidecar answered
+
+
+def test_missing_variables_are_left_out(sidecar: FakeSidecar) -> None:
     session = FakeSession({"caller_id_number": "100001", "destination_number": "5198"})
     apolo_authorize.handler(session, "")
-    assert sidecar.requests[0]["json"]["account"] is None
+    assert sidecar.requests[0]["json"]["variables"] == {}
 
 
 def test_uuid_falls_back_to_session_get_uuid(sidecar: FakeSidecar) -> None:

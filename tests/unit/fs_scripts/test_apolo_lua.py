@@ -118,25 +118,43 @@ def test_mod_curl_command_line(lua: str, tmp_path: Path) -> None:
     assert words[-2] == "post"
     sent = json.loads(urllib.parse.unquote(words[-1]))
     assert sent == {"uuid": UUID, "caller": "100001", "callee": "51987654321",
-                    "account": "100001"}  # fmt: skip
+                    "variables": {"accountcode": "100001"}}  # fmt: skip
 
 
 def test_strings_survive_both_json_layers(lua: str, tmp_path: Path) -> None:
     odd = 'A "quoted" \\ caller/é'
     reason = 'authorized \u00e9\U0001f600 "ok" \\ /'
-    r = run(lua, tmp_path, body=answer(reason=reason),
-            variables={**VARS, "caller_id_number": odd}, args=["account=7/7"])  # fmt: skip
+    odd_vars = {**VARS, "caller_id_number": odd, "sip_h_X-Billing-Account": odd}
+    r = run(lua, tmp_path, body=answer(reason=reason), variables=odd_vars)
     assert r.variables["apolo_reason"] == reason
     sent = json.loads(urllib.parse.unquote(r.api_calls[0][1].split(" ")[-1]))
-    assert sent["caller"] == odd and sent["account"] == "7/7"
+    assert sent["caller"] == odd and sent["variables"]["sip_h_X-Billing-Account"] == odd
 
 
-def test_args_account_override_and_missing_accountcode(lua: str, tmp_path: Path) -> None:
-    r = run(lua, tmp_path, body=answer(), args=["account=777"])
-    assert json.loads(urllib.parse.unquote(r.api_calls[0][1].split(" ")[-1]))["account"] == "777"
-    no_acct = {k: v for k, v in VARS.items() if k != "accountcode"}
-    r = run(lua, tmp_path, body=answer(account=None), variables=no_acct)
-    assert json.loads(urllib.parse.unquote(r.api_calls[0][1].split(" ")[-1]))["account"] is None
+IDENTITY = {
+    "accountcode": "100001", "sip_authorized": "true", "sip_auth_username": "1001",
+    "sip_auth_realm": "pbx.example", "domain_name": "pbx.example",
+    "sip_network_ip": "203.0.113.7", "sip_received_ip": "203.0.113.7",
+    "sip_h_X-Billing-Account": "100002",
+}  # fmt: skip
+
+
+def test_identity_variables_are_sent_and_the_hook_cannot_pick_the_account(
+    lua: str, tmp_path: Path
+) -> None:
+    from sidecar.freeswitch.caller_facts import IDENTITY_VARIABLES
+
+    assert set(IDENTITY) == set(IDENTITY_VARIABLES)
+    channel = {**VARS, **IDENTITY, "sip_from_user": "100009", "billing_account": "9"}
+    r = run(lua, tmp_path, body=answer(account="100003"), args=["account=777"], variables=channel)
+    sent = json.loads(urllib.parse.unquote(r.api_calls[0][1].split(" ")[-1]))
+    assert sent["variables"] == IDENTITY and "account" not in sent
+    assert r.variables["apolo_account"] == "100003"  # what the sidecar answered
+    assert any(level == "warning" and "account=" in msg for level, msg in r.logs)
+    no_vars = {k: v for k, v in VARS.items() if k != "accountcode"}
+    r = run(lua, tmp_path, body=answer(account=None), variables=no_vars)
+    assert json.loads(urllib.parse.unquote(r.api_calls[0][1].split(" ")[-1]))["variables"] == {}
+    assert "apolo_account" not in r.variables
 
 
 def test_uuid_falls_back_to_get_uuid(lua: str, tmp_path: Path) -> None:
