@@ -36,7 +36,8 @@ _SDP = """
 """
 
 
-def _invite(cseq: int, auth: bool) -> str:
+def _invite(cseq: int, auth: bool, headers: tuple[str, ...] = ()) -> str:
+    extra = "".join(f"\n      {h}" for h in headers)
     return f"""
   <send retrans="500" start_rtd="true">
     <![CDATA[
@@ -47,7 +48,7 @@ def _invite(cseq: int, auth: bool) -> str:
       Call-ID: [call_id]
       CSeq: {cseq} INVITE
       Contact: <sip:[$user]@[local_ip]:[local_port]>
-      Max-Forwards: 70{chr(10) + "      [authentication]" if auth else ""}
+      Max-Forwards: 70{extra}{chr(10) + "      [authentication]" if auth else ""}
       Content-Type: application/sdp
       Content-Length: [len]
 {_SDP}    ]]>
@@ -72,8 +73,9 @@ def _ack_failure(cseq: int) -> str:
 """
 
 
-def uac_scenario(hold_ms: int) -> str:
-    """Digest-authenticated call that talks ``hold_ms`` unless FreeSWITCH ends it first."""
+def uac_scenario(hold_ms: int, headers: tuple[str, ...] = ()) -> str:
+    """Digest-authenticated call that talks ``hold_ms`` unless FreeSWITCH ends it first;
+    ``headers`` are extra INVITE header lines (what a hostile caller may add)."""
     codes = "".join(
         f'  <recv response="{c}" optional="true" next="r{c}"/>\n' for c in FAILURE_CODES
     )
@@ -86,12 +88,12 @@ def uac_scenario(hold_ms: int) -> str:
     )
     return (
         _HEAD.format(name="apolo uac")
-        + '  <nop><action><assignstr assign_to="user" value="[user]"/></action></nop>\n'
-        + _invite(1, auth=False)
+        + '  <nop><action><assignstr assign_to="user" value="[from_user]"/></action></nop>\n'
+        + _invite(1, auth=False, headers=headers)
         + '  <recv response="100" optional="true"/>\n'
         + '  <recv response="407" auth="true"/>\n'
         + _ack_failure(1)
-        + _invite(2, auth=True)
+        + _invite(2, auth=True, headers=headers)
         + '  <recv response="100" optional="true"/>\n'
         + '  <recv response="180" optional="true"/>\n'
         + '  <recv response="183" optional="true"/>\n'
@@ -305,20 +307,24 @@ def place_calls(
     hold_ms: int = 1500,
     rate: int = 10,
     timeout_s: float = 60,
+    from_user: str | None = None,
+    headers: tuple[str, ...] = (),
 ) -> UacRun:
     """Run a sipp UAC placing ``calls`` calls (``rate`` per second, all allowed at once) as
-    directory user ``user`` to ``callee``, and wait for it to finish."""
+    directory user ``user`` to ``callee``, and wait for it to finish. ``from_user`` puts
+    another number in From (the caller ID) while digest auth still logs in as ``user``."""
     global _counter
     with _counter_lock:
         _counter += 1
         name = f"uac{_counter}"
     scenario = work / f"{name}.xml"
-    scenario.write_text(uac_scenario(hold_ms))
+    scenario.write_text(uac_scenario(hold_ms, headers))
     log, errors = work / f"{name}_calls.log", work / f"{name}_errors.log"
     assert SIPP is not None
     cmd = [
         SIPP, f"127.0.0.1:{fs_sip_port}", "-sf", str(scenario), *_common_args(reserve_ports()),
-        "-s", callee, "-key", "user", user, "-au", user, "-ap", password,
+        "-s", callee, "-key", "user", user, "-key", "from_user", from_user or user,
+        "-au", user, "-ap", password,
         "-m", str(calls), "-l", str(calls), "-r", str(rate),
         "-trace_logs", "-log_file", str(log), "-trace_err", "-error_file", str(errors),
         "-timeout", f"{int(timeout_s)}s", "-timeout_error",
