@@ -12,6 +12,7 @@ from sidecar.auth import SWITCH, require
 from sidecar.db import after_commit, get_conn, statements_are_atomic
 from sidecar.errors import ApiError
 from sidecar.metrics import AUTHORIZATIONS
+from sidecar.request_guard import text_problem
 from sidecar.services import live_calls
 from sidecar.services.authorize import AuthorizeRequest, AuthorizeResult, authorize
 
@@ -19,17 +20,46 @@ bp = Blueprint("authorize", __name__, url_prefix="/v1")
 log = logging.getLogger(__name__)
 
 
+MAX_FIELD = 128
+INVALID_REQUEST = "invalid_request"  # the denial reason for fields no call can have
+
+
+class Unusable(Exception):
+    """A field FreeSWITCH sent that no call can have; answered with a denial."""
+
+    def __init__(self, uuid: str) -> None:
+        super().__init__(uuid)
+        self.uuid = uuid
+
+
 def parse_request(body: dict[str, object]) -> AuthorizeRequest:
-    values = {}
+    """The request, from a JSON object with string fields (a missing field or a field of
+    another type is a 400: the hook always sends strings). A string no call can have (empty,
+    over 128 characters, holding a NUL byte or a lone surrogate) raises :class:`Unusable`:
+    the caller answers a denial, because the hook lets a call through on a 4xx when it is
+    configured to fail open, and such values can come from the caller's own signalling."""
+    values: dict[str, str] = {}
     for field in ("uuid", "caller", "callee"):
         value = body.get(field)
-        if not isinstance(value, str) or not value.strip() or len(value) > 128:
+        if not isinstance(value, str):
             raise ApiError(400, "invalid_request", f"{field} is required (a string)")
-        values[field] = value.strip()
+        values[field] = value
     account = body.get("account")
-    if account is not None and (not isinstance(account, str) or len(account) > 128):
+    if account is not None and not isinstance(account, str):
         raise ApiError(400, "invalid_request", "account must be a string")
-    return AuthorizeRequest(account=(account or "").strip() or None, **values)
+    for value in (*values.values(), account or ""):
+        if len(value) > MAX_FIELD or text_problem(value) is not None:
+            raise Unusable(values["uuid"])
+    if not all(v.strip() for v in values.values()):
+        raise Unusable(values["uuid"])
+    cleaned = {k: v.strip() for k, v in values.items()}
+    return AuthorizeRequest(account=(account or "").strip() or None, **cleaned)
+
+
+def denial(uuid: str) -> dict[str, object]:
+    """A clean "no" for a request no call can make, echoing the uuid the hook checks."""
+    AUTHORIZATIONS.labels("denied", INVALID_REQUEST).inc()
+    return AuthorizeResult(False, INVALID_REQUEST, uuid).as_json()
 
 
 def run_authorization(req: AuthorizeRequest) -> AuthorizeResult:
@@ -72,4 +102,9 @@ def run_authorization(req: AuthorizeRequest) -> AuthorizeResult:
 @bp.post("/authorize")
 @require("admin", SWITCH)
 def post_authorize():  # type: ignore[no-untyped-def]
-    return jsonify(run_authorization(parse_request(json_body())).as_json())
+    try:
+        req = parse_request(json_body(check_text=False))
+    except Unusable as exc:
+        log.warning("authorize %r: unusable field; denied", exc.uuid[:80])
+        return jsonify(denial(exc.uuid))
+    return jsonify(run_authorization(req).as_json())
