@@ -14,7 +14,7 @@ from typing import Any
 from flask import Blueprint, Flask, current_app, jsonify
 from werkzeug.routing import Rule
 
-from sidecar.auth import require
+from sidecar.auth import FREESWITCH_PREFIX, require
 
 bp = Blueprint("openapi", __name__, url_prefix="/v1")
 
@@ -397,9 +397,11 @@ def routes(app: Flask) -> list[tuple[str, str, Rule]]:
     return found
 
 
-def _security(roles: tuple[str, ...] | None) -> tuple[list[Json], str]:
+def _security(roles: tuple[str, ...] | None, path: str) -> tuple[list[Json], str]:
     if roles is None:
         return [], "No authentication."
+    if path.startswith(FREESWITCH_PREFIX):
+        return [{"freeswitchBasic": []}], "FreeSWITCH's basic-auth credentials only."
     schemes: list[Json] = [{"bearerToken": []}]  # every role, switch included, has tokens
     if any(r in ("admin", "operator", "viewer") for r in roles):
         schemes.append({"sessionCookie": []})
@@ -416,7 +418,7 @@ def build_document(app: Flask) -> Json:
         roles: tuple[str, ...] | None = getattr(
             app.view_functions[rule.endpoint], "apolo_roles", None
         )
-        security, who = _security(roles)
+        security, who = _security(roles, path)
         success: Json = {"description": "success"}
         if "response" in written:
             success["content"] = {"application/json": {"schema": written.pop("response")}}
