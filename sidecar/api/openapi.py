@@ -133,7 +133,8 @@ OPERATIONS: dict[tuple[str, str], Json] = {
         "summary": "Dashboard login: sets the session cookie, answers the CSRF token",
         "description": "HttpOnly, SameSite=Strict cookie; cookie-authenticated POST, PATCH "
         "and DELETE requests must send the token in X-CSRF-Token. Failed logins are limited "
-        "per username and address (429 with Retry-After).",
+        "per username and address (429 with Retry-After). Only Content-Type: "
+        "application/json (else 415); a cross-site browser request is refused (403).",
         "requestBody": _json_body(
             {
                 "type": "object",
@@ -146,6 +147,9 @@ OPERATIONS: dict[tuple[str, str], Json] = {
     ("/v1/session", "delete"): {"summary": "Logout: ends the session, clears the cookie"},
     ("/v1/authorize", "post"): {
         "summary": "May this call connect, for how long (reserves the money)",
+        "description": "A string field no call can have (empty, over 128 characters, a NUL "
+        "byte) is answered with a denial (reason invalid_request), never a 4xx: the hook "
+        "would let the call through on a non-200 when it fails open.",
         "requestBody": _json_body(
             {
                 "type": "object",
@@ -429,6 +433,8 @@ def build_document(app: Flask) -> Json:
         if roles is not None:
             responses["401"] = {"$ref": "#/components/responses/Error"}
             responses["403"] = {"$ref": "#/components/responses/Error"}
+        if method in ("post", "put", "patch"):  # a body over the route's limit, any framing
+            responses["413"] = {"$ref": "#/components/responses/Error"}
         operation: Json = {
             "operationId": f"{rule.endpoint}.{method}",
             "summary": written.pop("summary", rule.endpoint),
