@@ -331,3 +331,25 @@ def test_nul_in_uploaded_files_is_refused_by_line(ctx: dict[str, Any]) -> None:
             "invalid_file",
             "invalid_cucm_file",
         ), answer.body[:300]
+
+
+HEADER_NUL = [
+    ("POST", f"/v1/accounts/{NUMBER}/recharges", "Idempotency-Key", "k\x00"),
+    ("POST", "/cucm/cdr", "X-Apolo-File-Name", SIETE_CDR_NAME + "\x00"),
+    ("POST", "/v1/session", "Origin", "http://a\x00b"),
+    ("GET", f"/v1/accounts/{NUMBER}", "X-Forwarded-For", "10.0.0.1\x00"),
+    ("GET", "/dashboard/", "Cookie", "apolo_session=a\x00b"),
+]
+
+
+@pytest.mark.parametrize("case", range(len(HEADER_NUL)))
+def test_nul_in_headers_is_400(ctx: dict[str, Any], case: int) -> None:
+    method, target, name, value = HEADER_NUL[case]
+    auth = ctx["switch"] if target.startswith("/cucm") else ctx["admin"]
+    headers = {"Content-Type": "application/json", name: value}
+    if target != "/v1/session" and name != "Cookie":
+        headers.update(auth)
+    body = b'{"amount": "1.00"}' if method == "POST" else b""
+    before = snapshot(ctx["db"])
+    answer = send(ctx["url"], method, target, body, headers)
+    refused(answer.status, before, ctx["db"], (name, answer.body[:200]))
