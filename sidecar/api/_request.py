@@ -83,12 +83,17 @@ def _check_tree(value: Any, check_text: bool) -> None:
             stack.append((item, depth + 1, key))
 
 
-def json_body(check_text: bool = True) -> dict[str, Any]:
-    """The JSON object of the request (see :func:`parse_json`)."""
-    body = parse_json(request.get_data(cache=False), check_text)
+def json_object(data: bytes, check_text: bool = True) -> dict[str, Any]:
+    """A JSON object (see :func:`parse_json`)."""
+    body = parse_json(data, check_text)
     if not isinstance(body, dict):
         raise _invalid("the body must be a JSON object")
     return body
+
+
+def json_body(check_text: bool = True) -> dict[str, Any]:
+    """The JSON object of the request (see :func:`parse_json`)."""
+    return json_object(request.get_data(cache=False), check_text)
 
 
 def settings() -> Settings:

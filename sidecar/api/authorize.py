@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, current_app, jsonify, request
 
-from sidecar.api._request import catalog, json_body, redis_client, settings
+from sidecar.api._request import catalog, json_object, redis_client, settings
 from sidecar.auth import SWITCH, require
 from sidecar.db import after_commit, get_conn, statements_are_atomic
 from sidecar.errors import ApiError
@@ -35,7 +35,8 @@ class Unusable(Exception):
 def parse_request(body: dict[str, object]) -> AuthorizeRequest:
     """The request, from a JSON object with string fields (a missing field or a field of
     another type is a 400: the hook always sends strings). A string no call can have (empty,
-    over 128 characters, holding a NUL byte or a lone surrogate) raises :class:`Unusable`:
+    over 128 characters, holding a NUL byte, a lone surrogate or bytes that are not UTF-8)
+    raises :class:`Unusable`:
     the caller answers a denial, because the hook lets a call through on a 4xx when it is
     configured to fail open, and such values can come from the caller's own signalling."""
     values: dict[str, str] = {}
@@ -102,8 +103,14 @@ def run_authorization(req: AuthorizeRequest) -> AuthorizeResult:
 @bp.post("/authorize")
 @require("admin", SWITCH)
 def post_authorize():  # type: ignore[no-untyped-def]
+    raw = request.get_data(cache=False)
+    # bytes that are not UTF-8 inside a string (the Lua hook passes a caller's raw bytes on)
+    # make that field unusable, not the request unreadable
+    readable = raw.decode("utf-8", "replace").encode("utf-8")
     try:
-        req = parse_request(json_body(check_text=False))
+        req = parse_request(json_object(readable, check_text=False))
+        if readable != raw:
+            raise Unusable(req.uuid)
     except Unusable as exc:
         log.warning("authorize %r: unusable field; denied", exc.uuid[:80])
         return jsonify(denial(exc.uuid))

@@ -168,7 +168,8 @@ def test_hostile_authorize_is_refused_and_reserves_nothing(ctx: dict[str, Any], 
     body, content_type = AUTHORIZE_CASES[case]
     resp = requests.post(f"{ctx['url']}/v1/authorize", data=body, auth=FS_AUTH, timeout=30,
                          headers={"Content-Type": content_type})  # fmt: skip
-    if case == "huge_callee":  # a string the hook may send: a denial, never a 4xx (fail-open)
+    if case in ("huge_callee", "non_utf8_json"):  # the hook may send these: a denial, never
+        # a 4xx, which a hook that fails open would take as "let the call through"
         answered_safely(resp.status_code, before, ctx["db"], resp.text[:300])
         assert resp.status_code == 200 and resp.json()["authorized"] is False
         return

@@ -189,13 +189,17 @@ AUTHORIZE_NUL = [
 ]
 
 
-@pytest.mark.parametrize("case", range(len(AUTHORIZE_NUL)))
+@pytest.mark.parametrize("case", range(len(AUTHORIZE_NUL) + 1))
 def test_authorize_denies_unusable_text(ctx: dict[str, Any], case: int) -> None:
     """A denial, not a 4xx: the hook lets a call through on any non-200 when it fails open."""
     import json
 
-    body = {"uuid": str(uuidlib.uuid4()), "caller": NUMBER, "callee": CALLEE, **AUTHORIZE_NUL[case]}
-    raw = json.dumps(body).encode("utf-8", "surrogatepass")
+    body = {"uuid": str(uuidlib.uuid4()), "caller": NUMBER, "callee": CALLEE}
+    if case < len(AUTHORIZE_NUL):
+        body.update(AUTHORIZE_NUL[case])
+        raw = json.dumps(body).encode("utf-8", "surrogatepass")
+    else:  # raw bytes that are not UTF-8 in the caller (the Lua hook passes them on)
+        raw = json.dumps(body).encode().replace(NUMBER.encode(), b"5000\xff\xfe", 1)
     before = snapshot(ctx["db"])
     answer = send(ctx["url"], "POST", "/v1/authorize", raw,
                   {"Authorization": _basic(), "Content-Type": "application/json"})  # fmt: skip
