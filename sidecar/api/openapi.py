@@ -148,8 +148,8 @@ OPERATIONS: dict[tuple[str, str], Json] = {
     ("/v1/authorize", "post"): {
         "summary": "May this call connect, for how long (reserves the money)",
         "description": "A string field no call can have (empty, over 128 characters, a NUL "
-        "byte, bytes that are not UTF-8) is answered with a denial (reason invalid_request), never a 4xx: the hook "
-        "would let the call through on a non-200 when it fails open.",
+        "byte, bytes that are not UTF-8) is answered with a denial (reason invalid_request), "
+        "never a 4xx: the hook would let the call through on a non-200 when it fails open.",
         "requestBody": _json_body(
             {
                 "type": "object",
