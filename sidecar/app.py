@@ -12,6 +12,7 @@ from sidecar.db import connect_cli, discard_request, finish_request
 from sidecar.errors import register_error_handlers
 from sidecar.jsonfmt import ApoloJSONProvider
 from sidecar.redis_store import redis_for
+from sidecar.request_guard import install as install_request_guard
 from sidecar.services import live_calls
 from sidecar.services.account_directory import AccountDirectory
 from sidecar.services.cdr_batcher import CdrBatcher
@@ -50,6 +51,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
         on_commit=forget_live_calls,
     )
     register_error_handlers(app)
+    install_request_guard(app)  # body limits, storable text, no framing: every route
 
     from sidecar.api import (
         accounts,

@@ -1,7 +1,9 @@
 """Authentication, roles and the FreeSWITCH source-address allowlist.
 
 Admin/API routes take bearer tokens (random 256-bit strings, stored as SHA-256);
-FreeSWITCH-facing routes take HTTP basic auth with APOLO_FS_USER / APOLO_FS_PASSWORD.
+HTTP basic auth with APOLO_FS_USER / APOLO_FS_PASSWORD is the switch role. ``/freeswitch/*``
+(mod_xml_cdr, mod_xml_curl) takes those basic-auth credentials only: a token, even of the
+switch role (``apolo cucm watch`` holds one for ``/cucm/cdr``), is refused there.
 User passwords are never accepted by the API: they are for the dashboard login only.
 
 Allowlist (``APOLO_FS_ALLOW``, comma-separated CIDRs; empty = any address): checked for
@@ -20,14 +22,13 @@ import binascii
 import hashlib
 import hmac
 import ipaddress
-import math
 import os
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from functools import wraps
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -44,6 +45,8 @@ CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 USER_ROLES = ("admin", "operator", "viewer")
 SWITCH = "switch"
+# routes FreeSWITCH itself calls: its basic-auth credentials only, never a token
+FREESWITCH_PREFIX = "/freeswitch/"
 F = TypeVar("F", bound=Callable[..., Any])
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -113,24 +116,6 @@ def load_access_settings(environ: Mapping[str, str]) -> AccessSettings:
     )
 
 
-def login_retry_after(
-    failures: list[tuple[str, int, datetime]], now: datetime, cfg: AccessSettings
-) -> int:
-    """Seconds until a login may be tried again (0: now), from the failure counts of the
-    username key (``user:…``) and the address key (``addr:…``) in their current windows."""
-    wait = 0
-    for key, count, window_start in failures:
-        limit = (
-            cfg.login_max_failures
-            if key.startswith("user:")
-            else (cfg.login_max_failures_per_address)
-        )
-        ends = window_start + timedelta(seconds=cfg.login_window_seconds)
-        if count >= limit and ends > now:
-            wait = max(wait, math.ceil((ends - now).total_seconds()))
-    return wait
-
-
 def access_settings() -> AccessSettings:
     """The app's access settings, read from the environment on first use (tests may put
     their own in ``app.extensions["apolo_access"]``)."""
@@ -185,6 +170,32 @@ def check_switch_source() -> None:
         raise ApiError(
             403, "address_not_allowed", "this address may not use FreeSWITCH-facing routes"
         )
+
+
+def _origin_key(scheme: str, netloc: str) -> tuple[str, str]:
+    host = netloc.lower()
+    for default in (":80", ":443"):
+        if host.endswith(default) and default == {"http": ":80", "https": ":443"}.get(scheme):
+            host = host[: -len(default)]
+    return scheme, host
+
+
+def cross_site() -> bool:
+    """The browser says this request comes from another site: ``Sec-Fetch-Site:
+    cross-site``, or an ``Origin`` (``null`` included) whose host is not this one. A request
+    without either (a script, curl) is not cross-site. The scheme is not compared: behind a
+    TLS-terminating proxy the browser's https origin reaches the sidecar as plain http."""
+    if request.headers.get("Sec-Fetch-Site", "").strip().lower() == "cross-site":
+        return True
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return False
+    parts = urlsplit(origin.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/"):
+        return True
+    theirs = _origin_key(parts.scheme, parts.netloc)[1]
+    ours = _origin_key(parts.scheme, request.host)[1]
+    return not hmac.compare_digest(theirs.encode(), ours.encode())
 
 
 _hasher = PasswordHasher()  # argon2id with argon2-cffi's RFC 9106 low-memory defaults
@@ -274,8 +285,14 @@ def require(*roles: str) -> Callable[[F], F]:
     def decorate(view: F) -> F:
         @wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            if request.path.startswith("/freeswitch/"):
+            if request.path.startswith(FREESWITCH_PREFIX):
                 check_switch_source()
+                if request.headers.get("Authorization", "")[:6].lower() != "basic ":
+                    raise ApiError(
+                        401, "unauthorized",
+                        "FreeSWITCH routes take APOLO_FS_USER / APOLO_FS_PASSWORD (HTTP basic)",
+                        {"scheme": 'Basic realm="apolo"'},
+                    )  # fmt: skip
             actor, role = authenticate()
             if role not in roles:
                 raise ApiError(403, "forbidden", f"role {role!r} may not do this")

@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 import psycopg
-from flask import Flask, jsonify
+from flask import Flask, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from sidecar.metrics import ERRORS
@@ -32,6 +32,8 @@ def error_body(code: str, message: str, details: dict[str, Any] | None = None) -
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError):  # type: ignore[no-untyped-def]
+        if request.blueprint == "web" and exc.status < 500:  # a dashboard page: a page
+            return render_template("error.html", message=exc.message), exc.status
         response = jsonify(error_body(exc.code, exc.message, exc.details))
         response.status_code = exc.status
         if exc.status >= 500:
@@ -43,6 +45,8 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):  # type: ignore[no-untyped-def]
         code = (exc.name or "error").lower().replace(" ", "_")
+        if exc.code == 413:  # werkzeug's form limits: the same code as the body limit's
+            code = "body_too_large"
         response = jsonify(error_body(code, exc.description or exc.name or "error"))
         response.status_code = exc.code or 500
         if response.status_code >= 500:
@@ -55,6 +59,15 @@ def register_error_handlers(app: Flask) -> None:
         ERRORS.labels("database_unavailable").inc()
         response = jsonify(error_body("database_unavailable", "the database is unavailable"))
         response.status_code = 503
+        return response
+
+    @app.errorhandler(psycopg.DataError)
+    def _bad_value(exc: psycopg.DataError):  # type: ignore[no-untyped-def]
+        # A value PostgreSQL refused (out of range, not storable): the request's fault, and
+        # its transaction rolls back. The checks before SQL should have caught it: log it.
+        log.warning("value refused by the database: %s", exc)
+        response = jsonify(error_body("invalid_value", "a value is out of range or invalid"))
+        response.status_code = 400
         return response
 
     @app.errorhandler(Exception)

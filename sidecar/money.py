@@ -20,7 +20,7 @@ def parse_money(value: object, field: str, *, allow_negative: bool = False) -> D
     if not amount.is_finite():
         raise ValueError(f"{field}: must be finite")
     if amount.adjusted() >= MAX_DIGITS_BEFORE_POINT:
-        raise ValueError(f"{field}: too large")
+        raise ValueError(f"{field}: too large (at most {'9' * MAX_DIGITS_BEFORE_POINT}.9999)")
     if amount != amount.quantize(BALANCE_QUANTUM):
         raise ValueError(f"{field}: at most 4 decimals")
     if amount < 0 and not allow_negative:

@@ -18,6 +18,7 @@ from sidecar.cucm.errors import CucmFileError
 from sidecar.cucm.fac_code import FacKeyMissing
 from sidecar.db import get_conn
 from sidecar.errors import ApiError
+from sidecar.request_guard import body_limit
 from sidecar.services.cucm_ingest import ingest_file
 from sidecar.services.cucm_settings import load_cucm_settings
 
@@ -28,6 +29,7 @@ NAME_HEADER = "X-Apolo-File-Name"
 
 @bp.post("/cdr")
 @require(SWITCH, "admin")
+@body_limit(lambda: load_cucm_settings().max_file_bytes)
 def post_file():  # type: ignore[no-untyped-def]
     name = request.headers.get(NAME_HEADER) or request.args.get("name") or ""
     if not name:
@@ -35,7 +37,6 @@ def post_file():  # type: ignore[no-untyped-def]
             400, "invalid_request", f"the file name is required ({NAME_HEADER} or ?name=)"
         )
     cfg = load_cucm_settings()
-    request.max_content_length = cfg.max_file_bytes  # werkzeug answers 413 beyond it
     data = request.get_data(cache=False)
     try:
         result = ingest_file(get_conn(), catalog(), cfg, name=name, data=data, actor=g.actor)

@@ -17,6 +17,7 @@ from sidecar.db import after_commit
 from sidecar.errors import ApiError
 from sidecar.freeswitch.xml_cdr import decode_post, parse_cdr
 from sidecar.metrics import CDRS
+from sidecar.request_guard import body_limit
 
 bp = Blueprint("freeswitch_cdr", __name__, url_prefix="/freeswitch")
 log = logging.getLogger(__name__)
@@ -24,6 +25,7 @@ log = logging.getLogger(__name__)
 
 @bp.post("/cdr")
 @require(SWITCH)
+@body_limit(lambda: 3 * settings().max_document_bytes + 16)  # encode=true triples the XML
 def post_cdr():  # type: ignore[no-untyped-def]
     cfg = settings()
     body = request.get_data(cache=False)

@@ -14,7 +14,7 @@ from typing import Any
 from flask import Blueprint, Flask, current_app, jsonify
 from werkzeug.routing import Rule
 
-from sidecar.auth import require
+from sidecar.auth import FREESWITCH_PREFIX, require
 from sidecar.freeswitch.caller_facts import IDENTITY_VARIABLES
 
 bp = Blueprint("openapi", __name__, url_prefix="/v1")
@@ -140,7 +140,8 @@ OPERATIONS: dict[tuple[str, str], Json] = {
         "summary": "Dashboard login: sets the session cookie, answers the CSRF token",
         "description": "HttpOnly, SameSite=Strict cookie; cookie-authenticated POST, PATCH "
         "and DELETE requests must send the token in X-CSRF-Token. Failed logins are limited "
-        "per username and address (429 with Retry-After).",
+        "per username and address (429 with Retry-After). Only Content-Type: "
+        "application/json (else 415); a cross-site browser request is refused (403).",
         "requestBody": _json_body(
             {
                 "type": "object",
@@ -155,7 +156,10 @@ OPERATIONS: dict[tuple[str, str], Json] = {
         "summary": "May this call connect, for how long (reserves the money)",
         "description": "The hook sends the call and the channel variables that say who is "
         "calling; the sidecar decides who pays (accountcode of an authenticated user, "
-        "authenticated SIP user, or declared trunk), or refuses with unidentified_caller.",
+        "authenticated SIP user, or declared trunk), or refuses with unidentified_caller. "
+        "A string no call can have (empty, over 128 characters, a NUL byte, bytes that are not "
+        "UTF-8), in a field or a variable, is answered with a denial (reason invalid_request), "
+        "never a 4xx: the hook would let the call through on a non-200 when it fails open.",
         "requestBody": _json_body(
             {
                 "type": "object",
@@ -462,9 +466,11 @@ def routes(app: Flask) -> list[tuple[str, str, Rule]]:
     return found
 
 
-def _security(roles: tuple[str, ...] | None) -> tuple[list[Json], str]:
+def _security(roles: tuple[str, ...] | None, path: str) -> tuple[list[Json], str]:
     if roles is None:
         return [], "No authentication."
+    if path.startswith(FREESWITCH_PREFIX):
+        return [{"freeswitchBasic": []}], "FreeSWITCH's basic-auth credentials only."
     schemes: list[Json] = [{"bearerToken": []}]  # every role, switch included, has tokens
     if any(r in ("admin", "operator", "viewer") for r in roles):
         schemes.append({"sessionCookie": []})
@@ -481,7 +487,7 @@ def build_document(app: Flask) -> Json:
         roles: tuple[str, ...] | None = getattr(
             app.view_functions[rule.endpoint], "apolo_roles", None
         )
-        security, who = _security(roles)
+        security, who = _security(roles, path)
         success: Json = {"description": "success"}
         if "response" in written:
             success["content"] = {"application/json": {"schema": written.pop("response")}}
@@ -492,6 +498,8 @@ def build_document(app: Flask) -> Json:
         if roles is not None:
             responses["401"] = {"$ref": "#/components/responses/Error"}
             responses["403"] = {"$ref": "#/components/responses/Error"}
+        if method in ("post", "put", "patch"):  # a body over the route's limit, any framing
+            responses["413"] = {"$ref": "#/components/responses/Error"}
         operation: Json = {
             "operationId": f"{rule.endpoint}.{method}",
             "summary": written.pop("summary", rule.endpoint),

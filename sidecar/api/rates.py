@@ -27,6 +27,7 @@ from sidecar.imports.legacy_zones import convert as convert_legacy
 from sidecar.imports.rates_csv import ErrorLog, RateRow, RowError
 from sidecar.repo import audit, rate_import
 from sidecar.repo import rate_admin as repo
+from sidecar.request_guard import body_limit
 from sidecar.services.rate_warnings import plan_warnings
 
 bp = Blueprint("rates", __name__, url_prefix="/v1")
@@ -280,11 +281,11 @@ def _finish_import(
 
 @bp.post("/rate-plans/<name>/import")
 @require("admin")
+@body_limit(import_max_bytes)
 def import_csv(name: str):  # type: ignore[no-untyped-def]
     """The body is the CSV file (``Content-Type: text/csv``); ``?replace=true`` first
     deletes the plan's rates. The plan is created when missing."""
     replace = bool(params.boolean("replace"))
-    request.max_content_length = import_max_bytes()
     errors = ErrorLog(ERROR_LIMIT)
     text = io.TextIOWrapper(
         request.stream, encoding="utf-8-sig", errors="surrogateescape", newline=""

@@ -3,19 +3,30 @@
 The session cookie is HttpOnly, SameSite=Strict, Secure unless APOLO_SESSION_COOKIE_SECURE
 is false, and holds a random value stored only as SHA-256. The login answer carries the
 session's CSRF token: cookie-authenticated POST/PATCH/DELETE requests must send it in
-``X-CSRF-Token`` (or a ``csrf_token`` form field). Failed logins are counted per username
-and per client address on a connection of their own, because the failed request's own
-transaction rolls back; past the limit, logins answer 429 with Retry-After.
+``X-CSRF-Token`` (or a ``csrf_token`` form field).
+
+Login CSRF: the JSON login takes ``Content-Type: application/json`` only (a cross-site page
+cannot send that without a CORS preflight, which the sidecar never grants) and refuses a
+request a browser marks as cross-site (``Origin`` of another host, ``Sec-Fetch-Site:
+cross-site``); the dashboard's form login has its own double-submit token.
+
+Failed logins are limited per username and per client address by one atomic statement
+(``apolo_login_attempt()``, sql/010): an attempt is counted before its password is checked,
+so simultaneous attempts never get more checks than the limit; a success gives its count
+back. The request runs in autocommit so the count stays when a failed login's answer (an
+error) would roll back; a successful login's writes are one transaction of their own. One
+pooled connection per login, whatever happens: strangers cannot tie up the pool.
 """
 
 from __future__ import annotations
 
+import re
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from flask import Blueprint, Response, current_app, g, jsonify, request
+from flask import Blueprint, Response, g, jsonify, request
 
 from sidecar.api._request import json_body
 from sidecar.auth import (
@@ -23,20 +34,22 @@ from sidecar.auth import (
     USER_ROLES,
     access_settings,
     client_address,
+    cross_site,
     hash_password,
     hash_token,
-    login_retry_after,
     password_needs_rehash,
     require,
     verify_password,
 )
-from sidecar.db import get_conn, settings_pool
+from sidecar.db import get_conn, statements_are_atomic
 from sidecar.errors import ApiError, error_body
 from sidecar.repo import audit
 from sidecar.repo import users as users_repo
 
 bp = Blueprint("session", __name__, url_prefix="/v1")
 _dummy_hash: list[str] = []
+# what the users table allows (sql/004): anything else is no user, with nothing to look up
+USERNAME = re.compile(r"[A-Za-z0-9._@-]{1,64}")
 
 
 def dummy_password_hash() -> str:
@@ -54,14 +67,6 @@ def failure_keys(username: str) -> list[str]:
     return [f"user:{username.lower()}", f"addr:{address}"]
 
 
-def record_failure(keys: list[str]) -> None:
-    """On its own connection, committed now: the request's transaction will roll back."""
-    window = access_settings().login_window_seconds
-    with settings_pool(current_app.config["SETTINGS"]).connection() as conn:
-        for key in keys:
-            users_repo.add_login_failure(conn, key, window)
-
-
 @dataclass(frozen=True)
 class LoginResult:
     """``user`` set: logged in, with the new session's cookie value and CSRF token;
@@ -76,15 +81,18 @@ class LoginResult:
 
 def attempt_login(username: str, password: str, via: str | None = None) -> LoginResult:
     """The one login check behind the JSON API and the dashboard form: failed-login limits,
-    password check (timing-safe for unknown users), rehash, session creation, audit."""
+    password check (timing-safe for unknown users), rehash, session creation, audit.
+    Must come before anything else of the request uses the database."""
+    if USERNAME.fullmatch(username) is None:
+        return LoginResult()
     cfg = access_settings()
+    statements_are_atomic()  # the attempt's count is committed whatever the answer
     conn = get_conn()
+    if not conn.autocommit:
+        raise RuntimeError("attempt_login runs first on the request's connection")
     keys = failure_keys(username)
-    counts = [
-        (r["key"], int(r["failures"]), r["window_start"])
-        for r in users_repo.login_failures(conn, keys)
-    ]
-    wait = login_retry_after(counts, datetime.now(UTC), cfg)
+    limits = [cfg.login_max_failures, cfg.login_max_failures_per_address]
+    wait = users_repo.claim_login_attempt(conn, keys, limits, cfg.login_window_seconds)
     if wait:
         return LoginResult(retry_after=wait)
     user = users_repo.credentials(conn, username)
@@ -92,19 +100,19 @@ def attempt_login(username: str, password: str, via: str | None = None) -> Login
         not verify_password(user["password_hash"] if user else dummy_password_hash(), password)
         or not user
     ):
-        record_failure(keys)
         return LoginResult()
-    if password_needs_rehash(user["password_hash"]):
-        users_repo.set_password_hash(conn, int(user["id"]), hash_password(password))
-    users_repo.clear_login_failures(conn, keys[0])
     cookie = secrets.token_urlsafe(32)
     csrf = secrets.token_urlsafe(32)
-    created = users_repo.create_session(
-        conn, hash_token(cookie), int(user["id"]), csrf, cfg.session_hours
-    )
-    actor = f"user:{user['username']}"
-    details = {"address": keys[1][5:], **({"via": via} if via else {})}
-    audit.record(conn, actor, "user.login", actor, None, details)
+    with conn.transaction():
+        if password_needs_rehash(user["password_hash"]):
+            users_repo.set_password_hash(conn, int(user["id"]), hash_password(password))
+        users_repo.login_succeeded(conn, keys[0], keys[1:])
+        created = users_repo.create_session(
+            conn, hash_token(cookie), int(user["id"]), csrf, cfg.session_hours
+        )
+        actor = f"user:{user['username']}"
+        details = {"address": keys[1][5:], **({"via": via} if via else {})}
+        audit.record(conn, actor, "user.login", actor, None, details)
     return LoginResult(user, cookie, csrf, created["expires_at"])
 
 
@@ -115,10 +123,11 @@ def _refused() -> ApiError:
 @bp.post("/session")
 def login():  # type: ignore[no-untyped-def]
     """Public by nature: the credentials are the body. Without them it answers 401."""
-    try:
-        body = json_body()
-    except ApiError:
-        raise ApiError(401, "unauthorized", 'send {"username", "password"}') from None
+    if request.mimetype != "application/json":
+        raise ApiError(415, "unsupported_media_type", "send the credentials as application/json")
+    if cross_site():
+        raise ApiError(403, "cross_origin", "a login from another site is refused")
+    body = json_body()
     username, password = body.get("username"), body.get("password")
     if not isinstance(username, str) or not isinstance(password, str) or not username:
         raise ApiError(401, "unauthorized", 'send {"username", "password"}')

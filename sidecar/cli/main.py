@@ -82,8 +82,8 @@ def serve(bind: str, workers: int, threads: int, access_log: bool) -> None:
     argv = [sys.executable, "-m", "gunicorn", "--bind", bind, "--workers", str(workers)]
     argv += ["--worker-class", "gthread", "--threads", str(threads)]
     argv += ["--keep-alive", "75", "--graceful-timeout", "20"]
-    if access_log:
-        argv += ["--access-logfile", "-"]
+    if access_log:  # secrets a client put in a URL are redacted (sidecar/access_log.py)
+        argv += ["--access-logfile", "-", "--logger-class", "sidecar.access_log.RedactingLogger"]
     argv.append("sidecar:create_app()")
     os.execv(sys.executable, argv)  # noqa: S606 - replaces this process with gunicorn
 

@@ -104,6 +104,8 @@ class CdrRecord:
     core_uuid: str | None
     # Every <variables> entry, percent-decoded once (first value of repeated names).
     variables: dict[str, str] = field(hash=False, repr=False)
+    # Variables whose value held a NUL byte (kept with U+FFFD; the raw document has them).
+    flagged: tuple[str, ...] = ()
 
     @property
     def answered(self) -> bool:
@@ -253,17 +255,26 @@ def _text(elem: etree._Element | None) -> str | None:
     return elem.text or ""
 
 
-def _variables(root: etree._Element) -> dict[str, str]:
+def _variables(root: etree._Element) -> tuple[dict[str, str], tuple[str, ...]]:
+    """Every variable percent-decoded once, and the names of those whose value decoded to a
+    NUL byte (``%00``). FreeSWITCH's variables are C strings and cannot hold one, so such a
+    value is damaged or forged: it is kept with U+FFFD in place of each NUL (as undecodable
+    bytes already are; text PostgreSQL can store), flagged, and never names an account."""
     node = root.find(cv.CDR_VARIABLES)
     if node is None:
         raise CdrInvalidError("CDR has no <variables> element")
     out: dict[str, str] = {}
+    flagged: list[str] = []
     for child in node:
         tag = child.tag
         if isinstance(tag, str) and tag not in out:  # first value wins, like get_variable
             text = child.text or ""
-            out[tag] = unquote(text, errors="replace") if "%" in text else text
-    return out
+            value = unquote(text, errors="replace") if "%" in text else text
+            if "\x00" in value:
+                value = value.replace("\x00", "\ufffd")
+                flagged.append(tag)
+            out[tag] = value
+    return out, tuple(flagged)
 
 
 def _parse_int(raw: str | None, name: str) -> int | None:
@@ -336,7 +347,7 @@ def parse_cdr(
     root = parse_xml(xml, max_bytes)
     if root.tag != cv.CDR_ROOT:
         raise CdrInvalidError(f"root element is <{root.tag}>, expected <{cv.CDR_ROOT}>")
-    variables = _variables(root)
+    variables, flagged = _variables(root)
     callflows = root.findall(cv.CDR_CALLFLOW)
     # The first <callflow> is the channel's current caller profile.
     profile = callflows[0].find(cv.CDR_CALLER_PROFILE) if callflows else None
@@ -391,7 +402,8 @@ def parse_cdr(
         context=_text(profile.find(cv.CONTEXT)) or "",
         ani=_text(profile.find(cv.ANI)) or "",
         cid_flipped=variables.get(cv.CHANNEL_CID_FLIPPED, "").lower() in ("yes", "true", "1"),
-        facts=caller_facts(variables, caller),
+        # a value a NUL was taken out of never says who pays
+        facts=caller_facts({k: v for k, v in variables.items() if k not in flagged}, caller),
         start_uepoch=start,
         answer_uepoch=answer,
         end_uepoch=end,
@@ -406,6 +418,7 @@ def parse_cdr(
         switchname=root.get(cv.CDR_SWITCHNAME_ATTR),
         core_uuid=root.get(cv.CDR_CORE_UUID_ATTR),
         variables=variables,
+        flagged=flagged,
     )
 
 

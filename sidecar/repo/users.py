@@ -120,24 +120,23 @@ def delete_expired_sessions(conn: psycopg.Connection[Any]) -> int:
     return conn.execute("DELETE FROM user_sessions WHERE expires_at < now()").rowcount
 
 
-def login_failures(conn: psycopg.Connection[Any], keys: list[str]) -> list[dict[str, Any]]:
-    return conn.execute(
-        "SELECT key, failures, window_start FROM login_failures WHERE key = ANY(%s)", (keys,)
-    ).fetchall()
+def claim_login_attempt(
+    conn: psycopg.Connection[Any], keys: list[str], limits: list[int], window_seconds: int
+) -> int:
+    """Count one login attempt against every key, atomically, unless a key has used up its
+    limit in its window: 0 (counted; check the password), else the seconds to wait."""
+    row = conn.execute(
+        "SELECT apolo_login_attempt(%s, %s, %s) AS wait", (keys, limits, window_seconds)
+    ).fetchone()
+    assert row is not None
+    return int(row["wait"])
 
 
-def add_login_failure(conn: psycopg.Connection[Any], key: str, window_seconds: int) -> None:
-    """Count a failure; a window older than ``window_seconds`` starts over."""
+def login_succeeded(conn: psycopg.Connection[Any], user_key: str, other_keys: list[str]) -> None:
+    """The attempt was not a failure: the username starts over, the other keys (the
+    address) get their count back."""
+    conn.execute("DELETE FROM login_failures WHERE key = %s", (user_key,))
     conn.execute(
-        "INSERT INTO login_failures (key, failures, window_start) VALUES (%s, 1, now())"
-        " ON CONFLICT (key) DO UPDATE SET"
-        " failures = CASE WHEN login_failures.window_start"
-        "   > now() - make_interval(secs => %s) THEN login_failures.failures + 1 ELSE 1 END,"
-        " window_start = CASE WHEN login_failures.window_start"
-        "   > now() - make_interval(secs => %s) THEN login_failures.window_start ELSE now() END",
-        (key, window_seconds, window_seconds),
+        "UPDATE login_failures SET failures = greatest(failures - 1, 0) WHERE key = ANY(%s)",
+        (other_keys,),
     )
-
-
-def clear_login_failures(conn: psycopg.Connection[Any], key: str) -> None:
-    conn.execute("DELETE FROM login_failures WHERE key = %s", (key,))

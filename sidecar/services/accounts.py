@@ -161,10 +161,11 @@ def recharge(
     if amount <= 0:
         raise ApiError(400, "invalid_request", "amount must be positive")
     if amount > MAX_AMOUNT:
-        raise ApiError(400, "invalid_request", "amount is too large")
+        raise ApiError(400, "invalid_request", f"amount is too large (at most {MAX_AMOUNT})")
     before = accounts_repo.get(conn, number, lock=True)
     if before is None:
         raise ApiError(404, "account_not_found", f"no account {number}")
+    _check_balance_after(number, Decimal(before["balance"]), amount)
     accounts_repo.move_balance(
         conn, int(before["id"]), amount, kind="recharge", actor=actor, note=note
     )
@@ -173,6 +174,23 @@ def recharge(
     result = summary(after)
     audit.record(conn, actor, "account.recharge", f"account:{number}", summary(before), result)
     return result
+
+
+def _balance_too_large(number: str, before: Decimal, amount: Decimal) -> str | None:
+    after = before + amount
+    if after <= MAX_AMOUNT:
+        return None
+    return (
+        f"recharging {amount} would bring the balance of {number} from {before} to {after},"
+        f" above the largest balance, {MAX_AMOUNT}"
+    )
+
+
+def _check_balance_after(number: str, before: Decimal, amount: Decimal) -> None:
+    """A balance is NUMERIC(18,4): a recharge that would overflow it is refused, not failed."""
+    problem = _balance_too_large(number, before, amount)
+    if problem is not None:
+        raise ApiError(400, "balance_too_large", problem, {"max_balance": str(MAX_AMOUNT)})
 
 
 # ------------------------------------------------------------------ admin API
@@ -360,6 +378,20 @@ def bulk_recharge(
             },
         )
     accounts = {int(r["id"]): r for r in accounts_repo.lock_many(conn, list(taken))}
+    too_large = [
+        {"line": row.line, "account": accounts[account_id]["number"], "message": problem}
+        for account_id, row in targets
+        if (problem := _balance_too_large(
+            accounts[account_id]["number"], Decimal(accounts[account_id]["balance"]), row.amount
+        ))
+    ]  # fmt: skip
+    if too_large:
+        raise ApiError(
+            400, "balance_too_large",
+            f"{len(too_large)} row(s) would bring a balance above the largest balance,"
+            f" {MAX_AMOUNT}; nothing was recharged",
+            {"max_balance": str(MAX_AMOUNT), "rows": too_large},
+        )  # fmt: skip
     lines: list[dict[str, Any]] = []
     total = Decimal(0)
     for account_id, row in targets:

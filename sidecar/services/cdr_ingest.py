@@ -171,6 +171,8 @@ def _decide(
             status = "charged"
             cost = call_cost(rate, record.billsec)
     notes.extend(_cross_check(record, reservation))
+    if record.flagged:  # stored and settled all the same: refusing would poison the spool
+        notes.append(f"NUL byte in {', '.join(record.flagged)}: not used (raw_xml keeps it)")
     if reservation and status == "charged" and cost > Decimal(reservation["amount"]):
         notes.append(f"cost exceeds the reservation of {reservation['amount']}")
 

@@ -29,15 +29,13 @@ def login_url() -> str:
     return "/dashboard/login?next=" + quote(target, safe="/")
 
 
-def page(*roles: str, max_bytes: Callable[[], int] | None = None) -> Callable[[F], F]:
-    """``max_bytes``: the largest body this page takes (default: the app's limit), set
-    before the form is read for its CSRF token."""
+def page(*roles: str) -> Callable[[F], F]:
+    """A page for these roles (a larger body than the app's limit is declared with
+    :func:`sidecar.request_guard.body_limit`)."""
 
     def decorate(view: F) -> F:
         @wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            if max_bytes is not None:
-                request.max_content_length = max_bytes()
             try:
                 actor, role = authenticate()
             except ApiError as exc:

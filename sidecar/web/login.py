@@ -8,6 +8,7 @@ an HttpOnly, SameSite=Strict cookie that the form must repeat.
 from __future__ import annotations
 
 import hmac
+import re
 import secrets
 from typing import Any
 
@@ -29,9 +30,15 @@ LOGIN_CSRF_COOKIE = "apolo_login_csrf"
 HOME = "/dashboard/"
 
 
+# a path of the dashboard in URL characters only: no host, no whitespace or control
+# character (CR/LF would split the Location header), no backslash
+_NEXT = re.compile(r"/dashboard/[A-Za-z0-9._~!$&'()*+,;=:@%/?-]{0,500}")
+
+
 def _safe_next(raw: str | None) -> str:
-    """Only a dashboard path of this site: never another host (open redirect)."""
-    if raw and raw.startswith("/dashboard/") and "//" not in raw and "\\" not in raw:
+    """Only a dashboard path of this site (never another host: open redirect); anything
+    else falls back to the overview."""
+    if raw and _NEXT.fullmatch(raw) and "//" not in raw:
         return raw
     return HOME
 

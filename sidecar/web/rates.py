@@ -20,6 +20,7 @@ from sidecar.imports import rates_csv
 from sidecar.imports.rates_csv import ErrorLog, RateRow, RowError
 from sidecar.repo import audit, rate_import
 from sidecar.repo import rate_admin as repo
+from sidecar.request_guard import body_limit
 from sidecar.services.rate_warnings import plan_warnings
 from sidecar.web.blueprint import bp
 from sidecar.web.guard import ADMINS, READERS, page
@@ -71,7 +72,8 @@ def _accepted(items: Iterable[RateRow | RowError], errors: ErrorLog) -> Iterator
 
 
 @bp.post("/rates/import")
-@page(*ADMINS, max_bytes=import_max_bytes)
+@page(*ADMINS)
+@body_limit(import_max_bytes)
 def import_rates() -> Any:
     name = (request.form.get("plan") or "").strip()
     upload = request.files.get("file")

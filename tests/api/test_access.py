@@ -70,7 +70,10 @@ def test_every_route_needs_credentials_and_the_right_role(full_app, seed) -> Non
         for role in ROLES:
             headers = {"Authorization": f"Bearer {tokens[role]}"}
             resp = client.open(url, method=method, headers=headers)
-            if role in roles:
+            if url.startswith("/freeswitch/"):  # FreeSWITCH's basic-auth credentials only
+                assert resp.status_code == 401, (endpoint, method, role, resp.status_code)
+                assert resp.headers["WWW-Authenticate"].startswith("Basic")
+            elif role in roles:
                 assert resp.status_code not in (401, 403), (endpoint, method, role)
             else:
                 assert resp.status_code == 403, (endpoint, method, role, resp.status_code)
@@ -86,7 +89,7 @@ def test_every_route_needs_credentials_and_the_right_role(full_app, seed) -> Non
 def test_public_routes_need_nothing(full_app) -> None:  # type: ignore[no-untyped-def]
     client = full_app.test_client()
     assert client.get("/healthz").status_code == 200
-    assert client.post("/v1/session").status_code == 401
+    assert client.post("/v1/session").status_code == 415  # JSON only (login CSRF)
     assert client.post("/v1/session", json={"username": "x"}).status_code == 401
 
 

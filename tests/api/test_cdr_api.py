@@ -61,7 +61,7 @@ def test_requires_switch_credentials(client, seed) -> None:  # type: ignore[no-u
         content_type="text/xml",
         headers={"Authorization": f"Bearer {admin}"},
     )
-    assert resp.status_code == 403
+    assert resp.status_code == 401  # /freeswitch/* takes FreeSWITCH's basic auth, no token
 
 
 @pytest.mark.parametrize("encoding", ["textxml", "base64", "plaintext", "urlencoded"])
@@ -186,9 +186,15 @@ def test_hostile_or_malformed_xml_is_rejected_and_writes_nothing(
 
 
 def test_oversized_body_is_refused(client, seed, db_url) -> None:  # type: ignore[no-untyped-def]
-    big = b'<?xml version="1.0"?><cdr>' + b"<x>" + b"a" * 3_000_000 + b"</x></cdr>"
+    # the body may be 3x the document limit (encode=true percent-encodes the XML) ...
+    big = b'<?xml version="1.0"?><cdr>' + b"<x>" + b"a" * 6_000_000 + b"</x></cdr>"
     resp = client.post("/freeswitch/cdr?uuid=abc", data=big, content_type="text/xml", auth=FS_AUTH)
     assert resp.status_code == 413
+    assert resp.get_json()["error"]["code"] == "body_too_large"
+    # ... the document itself no more than the limit
+    big = b'<?xml version="1.0"?><cdr>' + b"<x>" + b"a" * 3_000_000 + b"</x></cdr>"
+    resp = client.post("/freeswitch/cdr?uuid=abc", data=big, content_type="text/xml", auth=FS_AUTH)
+    assert resp.status_code == 400 and "limit" in resp.get_json()["error"]["message"]
     assert rows(db_url, "SELECT count(*) FROM cdrs") == [(0,)]
 
 

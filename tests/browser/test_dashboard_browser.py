@@ -95,6 +95,7 @@ def browser(downloads: Path) -> Iterator[Any]:
         "prefs",
         {"download.default_directory": str(downloads), "download.prompt_for_download": False},
     )
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # CSP reports land there
     service = webdriver.ChromeService(executable_path=str(CHROMEDRIVER))
     driver = webdriver.Chrome(service=service, options=options)
     driver.set_page_load_timeout(30)
@@ -105,6 +106,20 @@ def browser(downloads: Path) -> Iterator[Any]:
     yield driver
     driver.quit()
     shutil.rmtree(profile, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def no_csp_violation(browser: Any) -> Iterator[None]:
+    """The dashboard runs under a strict Content-Security-Policy (no inline script or style,
+    never framed): whatever a test did, the browser refused nothing of the page."""
+    browser.get_log("browser")  # what earlier tests left
+    yield
+    refused = [
+        e["message"]
+        for e in browser.get_log("browser")
+        if "Content Security Policy" in e["message"] or "Refused to" in e["message"]
+    ]
+    assert refused == []  # fmt: skip
 
 
 def shoot(driver: Any, name: str) -> None:

@@ -50,7 +50,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    if not TALLY.scenarios:
+    if not TALLY.scenarios and not TALLY.hostile_tried:
         return
     terminalreporter.section("apolo reliability summary")
     for line in TALLY.lines():

@@ -145,6 +145,13 @@ def test_no_secret_in_logs_or_in_the_record(
     ):
         answers.append(requests.post(f"{url}/cucm/cdr", data=table.to_bytes(rows), timeout=10,
                                      headers={**switch, "X-Apolo-File-Name": name}))  # fmt: skip
+    # tokens a client put in the URL, which the sidecar never reads: kept out of the log
+    in_url = [
+        requests.get(f"{url}/v1/accounts/600001?api_token={admin}", headers=bearer, timeout=10),
+        requests.get(f"{url}/v1/cdrs", params={"token": wrong_token, "x": "1"}, timeout=10),
+        requests.get(f"{url}/v1/accounts/{admin}", headers=bearer, timeout=10),
+    ]
+    assert [a.status_code for a in in_url] == [200, 401, 404]
     codes = [a.status_code for a in answers]
     assert codes[9] == 200 and 400 <= codes[10] < 500, [a.text[:200] for a in answers[9:]]
     assert "line" in answers[10].json()["error"]["message"]  # refused for its bad field
@@ -159,6 +166,7 @@ def test_no_secret_in_logs_or_in_the_record(
     sidecar.stop()  # flush everything it had to say
     log = _log_of(sidecar).read_text("utf-8", "replace")
     assert "POST /v1/fac" in log  # the log really is this run's, at DEBUG level
+    assert "GET /v1/accounts/600001?api_token=[redacted] " in log  # the access log's line
     basic = base64.b64encode(f"{FS_USER}:{FS_PASSWORD}".encode()).decode()
     wrong_basic = base64.b64encode(f"{FS_USER}:{wrong_fs}".encode()).decode()
     stored = _everything_stored(servers.db_url, servers.redis_url)

@@ -1,0 +1,30 @@
+"""A CDR whose variables hold a NUL byte parses: the value is kept with U+FFFD, flagged, and
+never names the account (so the CDR can be stored, not refused)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from sidecar.freeswitch.xml_cdr import parse_cdr
+from sidecar.simulator.cdr_template import build_cdr
+
+
+def _cdr(extra: bytes) -> bytes:
+    answered = time.time_ns() // 1000 - 30_000_000
+    xml = build_cdr(str(uuid.uuid4()), "100001", "51987654321", answered, 20_000_000, "100001")
+    return xml.replace(b"<variables>", b"<variables>" + extra, 1)
+
+
+def test_a_nul_in_accountcode_is_flagged_and_not_used() -> None:
+    record = parse_cdr(_cdr(b"<accountcode>999999%00</accountcode><apolo_x>a%00b</apolo_x>"))
+    assert record.flagged == ("accountcode", "apolo_x")
+    assert record.variables["accountcode"] == "999999\ufffd"
+    assert record.apolo_vars["apolo_x"] == "a\ufffdb"
+    assert record.account_code == "100001"  # billing_account, the next account variable
+    assert "\x00" not in repr(record.variables)
+
+
+def test_a_cdr_without_nul_flags_nothing() -> None:
+    record = parse_cdr(_cdr(b"<accountcode>999999</accountcode>"))
+    assert record.flagged == () and record.account_code == "999999"
