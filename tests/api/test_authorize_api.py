@@ -135,11 +135,21 @@ def test_bad_requests_change_nothing(client, seed) -> None:  # type: ignore[no-u
     resp = client.post("/v1/authorize", json={"uuid": "x", "caller": 5}, auth=FS_AUTH)
     assert resp.status_code == 400
     assert set(resp.get_json()["error"]) == {"code", "message", "details"}
-    for variables in ([], "x", {"accountcode": 100001}, {"sip_network_ip": "1" * 600}):
+    for variables in ([], "x", {"accountcode": 100001}):
         resp = client.post(
             "/v1/authorize", json={**call_body("y", "100001"), "variables": variables},
             auth=FS_AUTH,
         )  # fmt: skip
         assert resp.status_code == 400, variables
         assert resp.get_json()["error"]["code"] == "invalid_request"
+    # what the caller wrote (a header FreeSWITCH passes on) may be anything: a clean denial,
+    # never a 4xx that a failing-open hook would let through
+    for variables in ({"sip_network_ip": "1" * 600}, {"sip_h_X-Billing-Account": "1\x00"}):
+        resp = client.post(
+            "/v1/authorize", json={**call_body("y", "100001"), "variables": variables},
+            auth=FS_AUTH,
+        )  # fmt: skip
+        assert resp.status_code == 200, variables
+        assert resp.get_json()["authorized"] is False
+        assert resp.get_json()["reason"] == "invalid_request"
     assert seed.balance("100001")["reserved"] == "0.0000"
