@@ -6,9 +6,10 @@ every new connection and drops a connection whose server was demoted (``READONLY
 Sentinel failover is followed without failover logic of ours. ``REDIS_URL`` then gives only
 the credentials, the database number and TLS (``rediss://``).
 
-Commands are retried twice, briefly (redis-py's default is ten times with back-off, seconds
-of waiting): Redis holds only the live view, so a caller is better off carrying on without
-it than holding an authorization while a dead master times out again and again.
+A command is retried once, at once (redis-py's default is ten times with back-off: seconds of
+waiting): the retry reconnects after a failover, and since Redis holds only the live view a
+caller is better off carrying on without it than holding an authorization's answer while a
+dead master times out again and again.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ _clients: dict[tuple[Any, ...], redis.Redis] = {}
 
 def _retry() -> Retry:
     # a failover's first command fails on the dead connection; the retry reconnects
-    return Retry(ExponentialBackoff(cap=0.2, base=0.05), 2)
+    return Retry(ExponentialBackoff(cap=0.1, base=0.02), 1)
 
 
 def _key(settings: Settings) -> tuple[Any, ...]:

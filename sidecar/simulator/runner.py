@@ -367,8 +367,11 @@ def run(
     cfg: SimConfig,
     on_result: Callable[[CallResult], None] | None = None,
     channels: Channels | None = None,
+    stop: threading.Event | None = None,
 ) -> Summary:
-    """Play ``cfg.calls`` calls on ``cfg.concurrency`` workers, each with its own session."""
+    """Play ``cfg.calls`` calls on ``cfg.concurrency`` workers, each with its own session;
+    no call starts once ``stop`` is set (the calls under way finish)."""
+    stop = stop or threading.Event()
     summary = Summary(planned=cfg.calls)
     if cfg.spool_dir:
         Path(cfg.spool_dir).mkdir(parents=True, exist_ok=True)
@@ -380,10 +383,12 @@ def run(
     def worker() -> None:
         with requests.Session() as session:
             session.auth = cfg.auth
-            while time.monotonic() < deadline and (index := take()) is not None:
+            while time.monotonic() < deadline and not stop.is_set():
+                if (index := take()) is None:
+                    return
                 if cfg.rate > 0:  # call n starts n / rate seconds in, or late if all are busy
-                    time.sleep(max(0.0, started + index / cfg.rate - time.monotonic()))
-                    if time.monotonic() >= deadline:
+                    stop.wait(max(0.0, started + index / cfg.rate - time.monotonic()))
+                    if time.monotonic() >= deadline or stop.is_set():
                         return
                 result = play_call(session, cfg, plan_call(cfg, index), deadline, channels)
                 with lock:
