@@ -31,6 +31,7 @@ class Books:
     reserved_mismatch: list[str] = field(default_factory=list)
     open_reservations: int = 0
     open_details: list[str] = field(default_factory=list)
+    released_late: int = 0  # reservations committed after their call's CDR (sql/013)
     accounts: int = 0
     charged_total: Decimal = Decimal(0)
 
@@ -111,6 +112,9 @@ def read_books(url: str, results: list[CallResult], answered: dict[str, Decimal]
         books.reserved_mismatch = [f"{n}: {res} != {o}" for n, _, res, _, o in accounts if res != o]
         opened = c.execute("SELECT count(*) FROM reservations WHERE status = 'open'").fetchone()
         books.open_reservations = int(opened[0]) if opened else -1
+        late = c.execute("SELECT count(*) FROM reservations WHERE status = 'released'"
+                         " AND close_reason LIKE '%stored before it'").fetchone()  # fmt: skip
+        books.released_late = int(late[0]) if late else 0
         by_uuid = {r.uuid: r for r in results}
         for uuid, created, status, received in c.execute(
             "SELECT r.call_uuid, r.created_at, d.billing_status, d.received_at"

@@ -2,7 +2,8 @@
 
 It starts etcd, two Patroni PostgreSQL nodes (synchronous replication), a Redis master, a
 replica and three sentinels, HAProxy, two sidecars behind it and ``apolo control`` on an
-event-socket switch (the tests' ESL peer), all on 127.0.0.1 ports 46000-46999. The first
+event-socket switch: the real FreeSWITCH of ``../shared/freeswitch`` when it runs here
+(``freeswitch.py``), else the tests' ESL peer; all on 127.0.0.1 ports 46000-46999. The first
 sidecar, the control worker and the spool replay reach PostgreSQL through a multi-host URL
 (``target_session_attrs=read-write``), the second through HAProxy's Patroni health checks.
 
@@ -56,6 +57,7 @@ from cluster import (  # noqa: E402
     wait_for,
 )
 from doubles.esl_peer import EslPeer  # noqa: E402
+from freeswitch import FreeSwitch, find_home  # noqa: E402
 from psycopg.rows import dict_row  # noqa: E402
 
 from sidecar.simulator.runner import CallResult, SimConfig  # noqa: E402
@@ -72,7 +74,7 @@ CALLERS = tuple(str(300001 + i) for i in range(20))
 RATES = (("51", "0.60", 60, 60), ("1", "0.02", 6, 6), ("44", "0.10", 1, 1))
 DESTINATIONS = ("51987654321", "5114567890", "12125550123", "447700900123")
 BLOCK = 20  # APOLO_RESERVATION_SECONDS: calls longer than BLOCK - threshold get extended
-ESL_PASSWORD = "drill-esl"  # noqa: S105 - the in-process ESL peer's, on loopback
+RTP = (46700, 46799)  # FreeSWITCH's, should it open any
 
 
 @dataclass
@@ -138,6 +140,9 @@ class Drill:
         self.lock = threading.Lock()
         self.faults: list[Fault] = []
         self.stop_load = threading.Event()
+        self.fs_home = None if args.switch == "esl-peer" else find_home(ROOT.parent / "shared")
+        if args.switch == "freeswitch" and self.fs_home is None:
+            raise SystemExit("ha-drill: no working FreeSWITCH in ../shared/freeswitch")
         self.etcd = Etcd(self.dir, PORTS["etcd"], PORTS["etcd_peer"])
         pw = {k: self.secrets[f"pg-{k}"] for k in ("superuser", "replication", "rewind")}
         self.pg = [
@@ -162,7 +167,7 @@ class Drill:
             ),
             [PORTS["haproxy"], PORTS["pg_rw"], PORTS["pg_ro"]],
         )
-        self.peer: EslPeer | None = None
+        self.switch: EslPeer | FreeSwitch | None = None
         self.sidecars: list[ApoloProc] = []
         self.control: ApoloProc | None = None
 
@@ -209,7 +214,7 @@ class Drill:
         for sentinel in self.sentinels:
             sentinel.start()
         wait_for("sentinels agree", self.sentinels_ready, 30, every=0.3)
-        say("starting HAProxy, two sidecars behind it and apolo control on the ESL peer")
+        say("starting HAProxy and two sidecars behind it")
         self.haproxy.start()
         say("  HAProxy up")
         for i, port in enumerate(PORTS["sidecars"]):
@@ -222,17 +227,25 @@ class Drill:
             self.sidecars[-1].start()
             say(f"  sidecar{i + 1} up ({via})")
         wait_for("haproxy: sidecars up", self.sidecars_up, 30, every=0.2)
-        ensure_free(PORTS["esl"])
-        self.peer = EslPeer(ESL_PASSWORD, port=PORTS["esl"])
+        password = self.secrets["esl"]
+        if self.fs_home is not None:
+            say(f"starting FreeSWITCH ({self.fs_home}) and apolo control on its event socket")
+            switch: EslPeer | FreeSwitch = FreeSwitch(self.fs_home, self.dir, PORTS["esl"],
+                                                      password, RTP)  # fmt: skip
+            switch.start()
+        else:
+            say("starting apolo control on the ESL test peer (tests/doubles/esl_peer.py)")
+            ensure_free(PORTS["esl"])
+            switch = EslPeer(password, port=PORTS["esl"])
+        self.switch = switch
         self.control = ApoloProc(self.dir, "control", ["control"], {
             **self.app_env("multi-host"),
-            "APOLO_FREESWITCH": f"127.0.0.1:{PORTS['esl']}:{ESL_PASSWORD}",
+            "APOLO_FREESWITCH": f"127.0.0.1:{PORTS['esl']}:{password}",
             "APOLO_EXTEND_THRESHOLD": "8", "APOLO_MAX_CALL_SECONDS": "120",
             "APOLO_RECONCILE_SECONDS": "10", "APOLO_RECONCILE_GRACE_SECONDS": "60",
         })  # fmt: skip
         self.control.start()
-        peer = self.peer
-        wait_for("control subscribed", lambda: peer.subscribed() > 0, 30)
+        wait_for("control connected", self.control_connected, 30, every=0.2)
 
     def create_database(self) -> None:
         su = self.secrets["pg-superuser"]
@@ -257,6 +270,13 @@ class Drill:
                                balance=Decimal("1000.00"), credit_limit=Decimal(0),
                                anis=[number], max_calls=None)  # fmt: skip
             c.commit()
+
+    def control_connected(self) -> bool:
+        """``apolo control`` holds its event-socket connection (it subscribes on connect)."""
+        if isinstance(self.switch, EslPeer):
+            return self.switch.subscribed() > 0
+        assert self.control is not None and self.control.proc is not None
+        return self.control.proc.log.read_text().count("connected, ") > 0
 
     def sentinels_ready(self) -> bool:
         client = redis.Redis(port=self.sentinels[0].port, socket_timeout=0.5)
@@ -336,7 +356,7 @@ class Drill:
 
     # ------------------------------------------------------------------ load
     def load(self) -> threading.Thread:
-        peer = self.peer
+        switch = self.switch
         cfg = SimConfig(
             url=f"http://127.0.0.1:{PORTS['haproxy']}", auth=("freeswitch", self.secrets["fs"]),
             calls=10**7, concurrency=400, callers=CALLERS, destinations=DESTINATIONS,
@@ -351,7 +371,7 @@ class Drill:
                 self.results.append(result)
 
         thread = threading.Thread(
-            target=simulate, args=(cfg, keep, peer, self.stop_load), name="load", daemon=True
+            target=simulate, args=(cfg, keep, switch, self.stop_load), name="load", daemon=True
         )
         thread.start()
         return thread
@@ -377,13 +397,12 @@ class Drill:
         loader = self.load()
         time.sleep(self.args.warmup)
         for action in (self.fault_postgres, self.fault_redis, self.fault_sidecar):
-            commands = len(self.peer.api_commands()) if self.peer else 0
+            extensions = self.extensions()
             fault = action()
-            fault.commands = commands
             say(f"fault: {fault.name}: {fault.engine}")
             self.faults.append(fault)
             time.sleep(self.args.gap)
-            fault.control = self.control_status(commands)
+            fault.control = self.control_status(extensions)
         loaded = time.time() - started
         self.stop_load.set()
         say("load stopped; waiting for the calls under way and their CDRs")
@@ -395,18 +414,23 @@ class Drill:
             fault.ended = following.started if following else ended
         return self.report(started, loaded, ended, replayed, reads)
 
-    def control_status(self, commands_before: int) -> str:
+    def extensions(self) -> int:
+        """Blocks ``apolo control`` has added to reservations so far."""
+        with psycopg.connect(self.db_url("multi-host")) as c:
+            row = c.execute("SELECT coalesce(sum(extensions), 0) FROM reservations").fetchone()
+        return int(row[0]) if row else 0
+
+    def control_status(self, extensions_before: int) -> str:
         """Extensions apolo control made since then, and whether its live table in Redis
         (reached through Sentinel) lists the calls the switch has answered."""
-        assert self.peer is not None
-        since = self.peer.api_commands()[commands_before:]
-        moved = sum(1 for command in since if command.startswith("sched_del"))
-        answered = self.peer.answered_channels()
+        assert self.switch is not None
+        moved = self.extensions() - extensions_before
+        answered = self.switch.answered_channels()
         client = redis.Redis(port=self.sentinel_master_port() or 0,
                              password=self.secrets["redis"], decode_responses=True)  # fmt: skip
         listed = client.smembers(f"apolo:node:127.0.0.1:{PORTS['esl']}:calls")
         return (
-            f"{moved} call(s) extended (hangup moved) since the fault; its live table "
+            f"{moved} reservation(s) extended since the fault; its live table "
             f"lists {len(answered & listed)} of the {len(answered)} calls up on the switch"
         )
 
@@ -464,7 +488,7 @@ class Drill:
                       f"to +{w.last_failure - fault.started:.1f} s)")  # fmt: skip
             print(f"   {_window_line(w)}")
             for sample in w.samples:
-                print(f"     e.g. {sample}")
+                print(f"     e.g. {' '.join(sample.split())}")
             print(f"   apolo control: {fault.control}")
         print(f"\n   spool: {replayed}")
         print(f"   replica reads: {reads}")
@@ -476,6 +500,8 @@ class Drill:
             print(f"   {'ok  ' if ok else 'FAIL'} {label}: {value}")
         for story in books.open_details:
             print(f"     open: {story}")
+        print(f"   reservations committed after their call's CDR, released at once: "
+              f"{books.released_late}")  # fmt: skip
         print("ha-drill: " + ("PASS" if books.ok else "FAIL"))
         return 0 if books.ok else 1
 
@@ -494,8 +520,10 @@ class Drill:
             pg.stop()
         if self.etcd.proc:
             self.etcd.proc.stop()
-        if self.peer:
-            self.peer.close()
+        if isinstance(self.switch, EslPeer):
+            self.switch.close()
+        elif self.switch is not None:
+            self.switch.stop()
 
 
 def _writable(url: str) -> bool:
@@ -536,6 +564,9 @@ def main() -> int:
     parser.add_argument("--cdr-delay", type=float, default=2.0, help="mod_xml_cdr delay")
     parser.add_argument("--authorize-timeout", type=float, default=1.5,
                         help="the hook's budget (APOLO_TIMEOUT_MS)")  # fmt: skip
+    parser.add_argument("--switch", choices=("auto", "freeswitch", "esl-peer"), default="auto",
+                        help="apolo control's switch: the real FreeSWITCH of ../shared when it "
+                        "runs here (auto), or the ESL test peer")  # fmt: skip
     args = parser.parse_args()
     if missing := missing_engines():
         print(f"ha-drill: missing Debian packages: {' '.join(missing)}", file=sys.stderr)

@@ -17,5 +17,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq >&2
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2
 fi
+# the real FreeSWITCH of ../shared, when there, drives apolo control (its runtime libraries)
+fs_runtime=../shared/freeswitch/install-runtime.sh
+if [ -x "$fs_runtime" ] && [ "$(id -u)" -eq 0 ]; then "$fs_runtime" || true; fi
 export PATH="$PATH:/usr/sbin"
 exec .venv/bin/python deploy/ha-drill/drill.py "$@"
