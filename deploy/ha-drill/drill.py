@@ -27,108 +27,64 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 sys.path[:0] = [str(HERE), str(ROOT / "tests")]
 
-import cluster  # noqa: E402
+import processes  # noqa: E402
 import psycopg  # noqa: E402
 import redis  # noqa: E402
 import requests  # noqa: E402
 from books import read_books  # noqa: E402
-from cluster import (  # noqa: E402
+from doubles.esl_peer import EslPeer  # noqa: E402
+from engines import Etcd, PatroniNode, RedisNode, SentinelNode, create_database  # noqa: E402
+from freeswitch import FreeSwitch, find_home  # noqa: E402
+from haproxy import HAProxy, haproxy_config  # noqa: E402
+from processes import (  # noqa: E402
     ApoloProc,
-    Etcd,
-    HAProxy,
-    PatroniNode,
-    RedisNode,
     Secrets,
-    SentinelNode,
-    create_database,
     end_leftovers,
     ensure_free,
-    haproxy_config,
     missing_engines,
     wait_for,
 )
-from doubles.esl_peer import EslPeer  # noqa: E402
-from freeswitch import FreeSwitch, find_home  # noqa: E402
 from psycopg.rows import dict_row  # noqa: E402
+from report import Fault, print_report  # noqa: E402
 
 from sidecar.simulator.runner import CallResult, SimConfig  # noqa: E402
 from sidecar.simulator.runner import run as simulate  # noqa: E402
 
-PORTS = {
-    "etcd": 46379, "etcd_peer": 46380, "pg": (46432, 46433), "patroni": (46008, 46009),
-    "pg_rw": 46500, "pg_ro": 46501, "redis": (46600, 46601),
-    "sentinels": (46610, 46611, 46612), "haproxy": 46080, "sidecars": (46081, 46082),
-    "esl": 46021,
-}  # fmt: skip
+
+@dataclass(frozen=True)
+class Ports:
+    """Everything listens on 127.0.0.1, in 46000-46999."""
+
+    etcd: int = 46379
+    etcd_peer: int = 46380
+    pg: tuple[int, int] = (46432, 46433)
+    patroni: tuple[int, int] = (46008, 46009)
+    pg_rw: int = 46500
+    pg_ro: int = 46501
+    redis: tuple[int, int] = (46600, 46601)
+    sentinels: tuple[int, int, int] = (46610, 46611, 46612)
+    haproxy: int = 46080
+    sidecars: tuple[int, int] = (46081, 46082)
+    esl: int = 46021
+
+
+PORTS = Ports()
 REDIS_MASTER = "apolo"
 CALLERS = tuple(str(300001 + i) for i in range(20))
 RATES = (("51", "0.60", 60, 60), ("1", "0.02", 6, 6), ("44", "0.10", 1, 1))
 DESTINATIONS = ("51987654321", "5114567890", "12125550123", "447700900123")
 BLOCK = 20  # APOLO_RESERVATION_SECONDS: calls longer than BLOCK - threshold get extended
 RTP = (46700, 46799)  # FreeSWITCH's, should it open any
-
-
-@dataclass
-class Fault:
-    name: str
-    started: float
-    engine: str = ""  # what the engine did, and when
-    ended: float = 0.0  # the window ends where the next one starts
-    commands: int = 0  # event-socket commands the switch had received when it started
-    control: str = ""  # what apolo control did meanwhile
-
-
-@dataclass
-class Window:
-    """What the switch saw between ``start`` and ``end`` (epoch seconds)."""
-
-    results: list[CallResult]
-    start: float
-    end: float
-    auth_failed: int = 0
-    auth_refused: dict[str, int] = field(default_factory=dict)
-    authorizations: int = 0
-    cdr_retried: int = 0
-    spooled: int = 0
-    cdr_posts: int = 0
-    first_failure: float | None = None
-    last_failure: float | None = None
-    samples: list[str] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        for r in self.results:
-            if self.start <= r.authorized_at < self.end:
-                self.authorizations += 1
-                if r.authorize_error is not None:
-                    self.auth_failed += 1
-                    self._failure(r.authorized_at, f"authorize: {r.authorize_error}")
-                elif not r.authorized:
-                    self.auth_refused[r.reason] = self.auth_refused.get(r.reason, 0) + 1
-            tries = [(t, ok) for t, ok in r.cdr_tries if self.start <= t < self.end]
-            self.cdr_posts += len(tries)
-            failed = [t for t, ok in tries if not ok]
-            if failed:
-                self.cdr_retried += 1
-                for t in failed:
-                    self._failure(t, f"CDR: {r.errors[0] if r.errors else '?'}")
-            if r.spooled and tries and self.start <= r.cdr_tries[-1][0] < self.end:
-                self.spooled += 1
-
-    def _failure(self, at: float, what: str) -> None:
-        sample = what[:160]
-        if len(self.samples) < 3 and sample not in self.samples:
-            self.samples.append(sample)
-        self.first_failure = at if self.first_failure is None else min(self.first_failure, at)
-        self.last_failure = at if self.last_failure is None else max(self.last_failure, at)
 
 
 class Drill:
@@ -143,29 +99,29 @@ class Drill:
         self.fs_home = None if args.switch == "esl-peer" else find_home(ROOT.parent / "shared")
         if args.switch == "freeswitch" and self.fs_home is None:
             raise SystemExit("ha-drill: no working FreeSWITCH in ../shared/freeswitch")
-        self.etcd = Etcd(self.dir, PORTS["etcd"], PORTS["etcd_peer"])
+        self.etcd = Etcd(self.dir, PORTS.etcd, PORTS.etcd_peer)
         pw = {k: self.secrets[f"pg-{k}"] for k in ("superuser", "replication", "rewind")}
         self.pg = [
             PatroniNode(self.dir, f"pg{i + 1}", port, api, self.etcd, "apolo-drill", pw)
-            for i, (port, api) in enumerate(zip(PORTS["pg"], PORTS["patroni"], strict=True))
+            for i, (port, api) in enumerate(zip(PORTS.pg, PORTS.patroni, strict=True))
         ]
         redis_pw = self.secrets["redis"]
-        master, replica = PORTS["redis"]
+        master, replica = PORTS.redis
         self.redis = [RedisNode(self.dir, master, redis_pw),
                       RedisNode(self.dir, replica, redis_pw, replica_of=master)]  # fmt: skip
         self.sentinels = [SentinelNode(self.dir, p, REDIS_MASTER, master, redis_pw)
-                          for p in PORTS["sentinels"]]  # fmt: skip
+                          for p in PORTS.sentinels]  # fmt: skip
         self.haproxy = HAProxy(
             self.dir,
             haproxy_config(
-                list(PORTS["sidecars"]),
-                PORTS["haproxy"],
+                list(PORTS.sidecars),
+                PORTS.haproxy,
                 self.pg,
-                PORTS["pg_rw"],
-                PORTS["pg_ro"],
+                PORTS.pg_rw,
+                PORTS.pg_ro,
                 self.dir / "haproxy.sock",
             ),
-            [PORTS["haproxy"], PORTS["pg_rw"], PORTS["pg_ro"]],
+            [PORTS.haproxy, PORTS.pg_rw, PORTS.pg_ro],
         )
         self.switch: EslPeer | FreeSwitch | None = None
         self.sidecars: list[ApoloProc] = []
@@ -176,9 +132,9 @@ class Drill:
         """The app's URL: multi-host (libpq picks the primary / a standby) or HAProxy."""
         user = f"apolo:{self.secrets['pg-apolo']}"
         if via == "haproxy":
-            port = PORTS["pg_ro"] if reports else PORTS["pg_rw"]
+            port = PORTS.pg_ro if reports else PORTS.pg_rw
             return f"postgresql://{user}@127.0.0.1:{port}/apolo?connect_timeout=2"
-        hosts = ",".join(f"127.0.0.1:{p}" for p in PORTS["pg"])
+        hosts = ",".join(f"127.0.0.1:{p}" for p in PORTS.pg)
         attrs = "prefer-standby" if reports else "read-write"
         return f"postgresql://{user}@{hosts}/apolo?target_session_attrs={attrs}&connect_timeout=2"
 
@@ -187,7 +143,7 @@ class Drill:
             "DATABASE_URL": self.db_url(via),
             "APOLO_REPORTS_DATABASE_URL": self.db_url(via, reports=True),
             "REDIS_URL": f"redis://:{self.secrets['redis']}@localhost/0",
-            "APOLO_REDIS_SENTINELS": ",".join(f"127.0.0.1:{p}" for p in PORTS["sentinels"]),
+            "APOLO_REDIS_SENTINELS": ",".join(f"127.0.0.1:{p}" for p in PORTS.sentinels),
             "APOLO_REDIS_MASTER": REDIS_MASTER,
             "APOLO_FS_PASSWORD": self.secrets["fs"],
             "APOLO_TRUSTED_PROXIES": "127.0.0.1/32",
@@ -205,8 +161,8 @@ class Drill:
         wait_for("pg1 primary", self.pg[0].is_primary, 90, every=0.5)
         self.pg[1].start()
         wait_for("pg2 synchronous standby", self.pg[1].is_sync_standby, 120, every=0.5)
-        for node in self.pg:
-            node.is_running()
+        for pg in self.pg:
+            pg.is_running()
         self.create_database()
         say("starting Redis master + replica and three sentinels")
         for node in self.redis:
@@ -217,7 +173,7 @@ class Drill:
         say("starting HAProxy and two sidecars behind it")
         self.haproxy.start()
         say("  HAProxy up")
-        for i, port in enumerate(PORTS["sidecars"]):
+        for i, port in enumerate(PORTS.sidecars):
             via = "multi-host" if i == 0 else "haproxy"
             self.sidecars.append(ApoloProc(
                 self.dir, f"sidecar{i + 1}",
@@ -230,17 +186,17 @@ class Drill:
         password = self.secrets["esl"]
         if self.fs_home is not None:
             say(f"starting FreeSWITCH ({self.fs_home}) and apolo control on its event socket")
-            switch: EslPeer | FreeSwitch = FreeSwitch(self.fs_home, self.dir, PORTS["esl"],
+            switch: EslPeer | FreeSwitch = FreeSwitch(self.fs_home, self.dir, PORTS.esl,
                                                       password, RTP)  # fmt: skip
             switch.start()
         else:
             say("starting apolo control on the ESL test peer (tests/doubles/esl_peer.py)")
-            ensure_free(PORTS["esl"])
-            switch = EslPeer(password, port=PORTS["esl"])
+            ensure_free(PORTS.esl)
+            switch = EslPeer(password, port=PORTS.esl)
         self.switch = switch
         self.control = ApoloProc(self.dir, "control", ["control"], {
             **self.app_env("multi-host"),
-            "APOLO_FREESWITCH": f"127.0.0.1:{PORTS['esl']}:{password}",
+            "APOLO_FREESWITCH": f"127.0.0.1:{PORTS.esl}:{password}",
             "APOLO_EXTEND_THRESHOLD": "8", "APOLO_MAX_CALL_SECONDS": "120",
             "APOLO_RECONCILE_SECONDS": "10", "APOLO_RECONCILE_GRACE_SECONDS": "60",
         })  # fmt: skip
@@ -274,20 +230,20 @@ class Drill:
     def control_connected(self) -> bool:
         """``apolo control`` holds its event-socket connection (it subscribes on connect)."""
         if isinstance(self.switch, EslPeer):
-            return self.switch.subscribed() > 0
+            return bool(self.switch.subscribed() > 0)
         assert self.control is not None and self.control.proc is not None
-        return self.control.proc.log.read_text().count("connected, ") > 0
+        return "connected, " in self.control.proc.log.read_text()
 
     def sentinels_ready(self) -> bool:
         client = redis.Redis(port=self.sentinels[0].port, socket_timeout=0.5)
-        state = client.sentinel_master(REDIS_MASTER)
+        state: dict[str, Any] = client.sentinel_master(REDIS_MASTER)  # type: ignore[assignment]
         return int(state["num-slaves"]) >= 1 and int(state["num-other-sentinels"]) >= 2
 
     def sentinel_master_port(self) -> int | None:
         for sentinel in self.sentinels:
             try:
                 client = redis.Redis(port=sentinel.port, socket_timeout=0.3)
-                found = client.sentinel_get_master_addr_by_name(REDIS_MASTER)
+                found: tuple[str, int] = client.sentinel_get_master_addr_by_name(REDIS_MASTER)  # type: ignore[assignment]
                 return int(found[1])
             except (redis.RedisError, TypeError, IndexError):
                 continue
@@ -358,7 +314,7 @@ class Drill:
     def load(self) -> threading.Thread:
         switch = self.switch
         cfg = SimConfig(
-            url=f"http://127.0.0.1:{PORTS['haproxy']}", auth=("freeswitch", self.secrets["fs"]),
+            url=f"http://127.0.0.1:{PORTS.haproxy}", auth=("freeswitch", self.secrets["fs"]),
             calls=10**7, concurrency=400, callers=CALLERS, destinations=DESTINATIONS,
             duration=1.0, duration_max=self.args.talk_max, seed=14, rate=self.args.rate,
             timeout=10**6, duplicate_ratio=0.05, cdr_retries=self.args.cdr_retries,
@@ -381,7 +337,7 @@ class Drill:
         files = len(list(spool.glob("*.xml")))
         if not files:
             return "nothing spooled"
-        env = {**os.environ, "APOLO_SIDECAR_URL": f"http://127.0.0.1:{PORTS['haproxy']}",
+        env = {**os.environ, "APOLO_SIDECAR_URL": f"http://127.0.0.1:{PORTS.haproxy}",
                "APOLO_FS_PASSWORD": self.secrets["fs"]}  # fmt: skip
         done = subprocess.run([str(ROOT / ".venv/bin/apolo"), "cdr", "replay", str(spool)],
                               env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
@@ -428,7 +384,7 @@ class Drill:
         answered = self.switch.answered_channels()
         client = redis.Redis(port=self.sentinel_master_port() or 0,
                              password=self.secrets["redis"], decode_responses=True)  # fmt: skip
-        listed = client.smembers(f"apolo:node:127.0.0.1:{PORTS['esl']}:calls")
+        listed = client.smembers(f"apolo:node:127.0.0.1:{PORTS.esl}:calls")
         return (
             f"{moved} reservation(s) extended since the fault; its live table "
             f"lists {len(answered & listed)} of the {len(answered)} calls up on the switch"
@@ -445,7 +401,7 @@ class Drill:
         token = made.stdout.strip().split()[-1]
         day = datetime.now(UTC).strftime("%Y-%m-%d")
         calls = []
-        for port in PORTS["sidecars"]:
+        for port in PORTS.sidecars:
             resp = requests.get(
                 f"http://127.0.0.1:{port}/v1/reports/traffic",
                 params={"group": "day", "from": f"{day}T00:00:00Z", "to": f"{day}T23:59:59Z"},
@@ -470,39 +426,7 @@ class Drill:
         results = list(self.results)
         answered = {r.uuid: r.charged for r in results if r.accepted}
         books = read_books(self.db_url("multi-host"), results, answered)
-        baseline = Window(results, started, self.faults[0].started)
-        print()
-        print(f"== ha-drill: {len(results)} calls started in {loaded:.0f} s "
-              f"({len(results) / loaded:.1f}/s) through HAProxy")  # fmt: skip
-        print(f"   before any fault: {_window_line(baseline)}")
-        for n, fault in enumerate(self.faults, 1):
-            w = Window(results, fault.started, fault.ended)
-            print(f"\n-- fault {n}: {fault.name}")
-            print(f"   engine: {fault.engine}")
-            if w.last_failure is None:
-                print("   time to recover: 0 s as the switch saw it (no request failed)")
-            else:
-                assert w.first_failure is not None
-                print(f"   time to recover: {w.last_failure - fault.started:.1f} s as the switch "
-                      f"saw it (failures from +{w.first_failure - fault.started:.1f} s "
-                      f"to +{w.last_failure - fault.started:.1f} s)")  # fmt: skip
-            print(f"   {_window_line(w)}")
-            for sample in w.samples:
-                print(f"     e.g. {' '.join(sample.split())}")
-            print(f"   apolo control: {fault.control}")
-        print(f"\n   spool: {replayed}")
-        print(f"   replica reads: {reads}")
-        retried = sum(r.cdr_retried for r in results)
-        print(f"\n== books ({books.calls} calls, {books.cdrs_stored} CDRs stored, "
-              f"{books.acknowledged} acknowledged, {retried} retried, "
-              f"charged {books.charged_total})")  # fmt: skip
-        for label, ok, value in books.checks():
-            print(f"   {'ok  ' if ok else 'FAIL'} {label}: {value}")
-        for story in books.open_details:
-            print(f"     open: {story}")
-        print(f"   reservations committed after their call's CDR, released at once: "
-              f"{books.released_late}")  # fmt: skip
-        print("ha-drill: " + ("PASS" if books.ok else "FAIL"))
+        print_report(results, self.faults, books, started, loaded, replayed, reads)
         return 0 if books.ok else 1
 
     def down(self) -> None:
@@ -513,9 +437,9 @@ class Drill:
                 sidecar.proc.stop()
         if self.haproxy.proc:
             self.haproxy.proc.stop()
-        for node in [*self.sentinels, *self.redis]:
-            if node.proc:
-                node.proc.stop()
+        for proc in [*(s.proc for s in self.sentinels), *(r.proc for r in self.redis)]:
+            if proc:
+                proc.stop()
         for pg in reversed(self.pg):
             pg.stop()
         if self.etcd.proc:
@@ -530,14 +454,6 @@ def _writable(url: str) -> bool:
     with psycopg.connect(url, connect_timeout=1) as c:
         c.execute("SELECT 1")
     return True
-
-
-def _window_line(w: Window) -> str:
-    refused = sum(w.auth_refused.values())
-    reasons = ", ".join(f"{k} {v}" for k, v in sorted(w.auth_refused.items()))
-    return (f"authorizations {w.authorizations}: failed {w.auth_failed}, refused {refused}"
-            f"{f' ({reasons})' if reasons else ''}; CDR posts {w.cdr_posts}: CDRs retried "
-            f"{w.cdr_retried}, spooled {w.spooled}")  # fmt: skip
 
 
 def _interrupted(signum: int, _frame: object) -> None:
@@ -579,7 +495,7 @@ def main() -> int:
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True)
     run_dir.chmod(0o755)  # Patroni (postgres) keeps its nodes below
-    cluster.PID_LOG = pid_log
+    processes.PID_LOG = pid_log
     drill = Drill(args)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, _interrupted)

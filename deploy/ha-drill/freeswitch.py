@@ -23,7 +23,7 @@ import threading
 import time
 from pathlib import Path
 
-from cluster import Proc, ensure_free, port_open, spawn, wait_for
+from processes import Proc, ensure_free, port_open, spawn, wait_for
 
 from sidecar.control.esl import EslConnection, EslError
 
@@ -47,7 +47,7 @@ def find_home(shared: Path) -> Path | None:
     return home if done.returncode == 0 and b"FreeSWITCH version" in done.stdout else None
 
 
-def _config(esl_port: int, password: str, rtp: tuple[int, int]) -> str:
+def _config(esl_port: int, password: str, rtp: tuple[int, int], log: Path) -> str:
     modules = "\n".join(f'        <load module="{m}"/>' for m in MODULES)
     return f"""<?xml version="1.0"?>
 <document type="freeswitch/xml">
@@ -71,7 +71,7 @@ def _config(esl_port: int, password: str, rtp: tuple[int, int]) -> str:
     <configuration name="logfile.conf" description="log">
       <settings><param name="rotate-on-hup" value="true"/></settings>
       <profiles><profile name="default"><settings>
-        <param name="logfile" value="freeswitch.log"/>
+        <param name="logfile" value="{log}"/>
       </settings><mappings><map name="all" value="warning,err,crit,alert"/></mappings>
       </profile></profiles>
     </configuration>
@@ -125,7 +125,7 @@ class FreeSwitch:
         for name in ("conf", *DIRS):
             (self.directory / name).mkdir(parents=True)
         (self.directory / "conf" / "freeswitch.xml").write_text(
-            _config(self.port, self.password, self.rtp)
+            _config(self.port, self.password, self.rtp, self.directory / "log" / "freeswitch.log")
         )
         ensure_free(self.port)
         args = [str(self.home / "bin" / "freeswitch"), "-nc", "-nf", "-nonat", "-nonatmap",
@@ -134,7 +134,8 @@ class FreeSwitch:
             args += [f"-{name}", str(self.directory / name)]
         env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": str(self.directory),
                "LD_LIBRARY_PATH": str(self.home / "lib")}  # fmt: skip
-        self.proc = spawn("freeswitch", args, self.directory / "console.log", env)
+        self.proc = spawn("freeswitch", args, self.directory / "console.log", env,
+                          cwd=self.directory)  # fmt: skip
         wait_for("FreeSWITCH's event socket", lambda: port_open(self.port), 60, every=0.2)
         self._commands = EslConnection.open("127.0.0.1", self.port, self.password)
         events = EslConnection.open("127.0.0.1", self.port, self.password)

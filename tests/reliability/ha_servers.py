@@ -1,5 +1,5 @@
 """Servers for the reconnect tests: a PostgreSQL primary with a streaming standby, and the HA
-engines of ``deploy/ha-drill/cluster.py`` (Redis + Sentinel, Patroni, HAProxy).
+engines of ``deploy/ha-drill/`` (Redis + Sentinel, Patroni, HAProxy).
 
 The pair is plain PostgreSQL: failing over is ``pg_ctl stop -m immediate`` on the primary and
 ``pg_ctl promote`` on the standby, which is what Patroni does, without its timings; what is
@@ -19,9 +19,13 @@ import psycopg
 from conftest import ROOT, free_port
 
 sys.path.insert(0, str(ROOT / "deploy" / "ha-drill"))
-import cluster
+import engines  # the drill's engines, for the tests that run them
+import haproxy
+import processes
 
-PG_BIN = cluster.PG_BIN[-1].parent if cluster.PG_BIN else Path("/nonexistent")
+__all__ = ["PG_BIN", "PgPair", "engines", "engines_missing", "haproxy", "processes"]
+
+PG_BIN = processes.PG_BIN[-1].parent if processes.PG_BIN else Path("/nonexistent")
 
 
 def _as_postgres(*cmd: str) -> list[str]:
@@ -59,7 +63,7 @@ class PgPair:
     def start(self) -> None:
         if self.directory.exists():
             shutil.rmtree(self.directory)
-        cluster.owned_dir(self.directory, postgres=True)
+        processes.owned_dir(self.directory, postgres=True)
         self.directory.chmod(0o755)
         _run(f"{PG_BIN}/initdb", "-D", str(self.primary), "-U", "postgres", "--auth=trust",
              "-E", "UTF8", "-N")  # fmt: skip

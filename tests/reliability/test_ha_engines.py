@@ -19,7 +19,7 @@ import pytest
 import requests
 from conftest import FS_PASSWORD, ROOT, Seed, free_port
 
-from reliability.ha_servers import cluster, engines_missing
+from reliability.ha_servers import engines, engines_missing, haproxy, processes
 from reliability.tally import TALLY
 from sidecar.simulator.cdr_template import build_cdr
 
@@ -39,9 +39,9 @@ def run_dir() -> Iterator[Path]:
     shutil.rmtree(directory, ignore_errors=True)
 
 
-def _sidecar(directory: Path, name: str, db_url: str, redis_url: str) -> cluster.ApoloProc:
+def _sidecar(directory: Path, name: str, db_url: str, redis_url: str) -> processes.ApoloProc:
     port = free_port()
-    return cluster.ApoloProc(directory, name, ["serve", "--bind", f"127.0.0.1:{port}",
+    return processes.ApoloProc(directory, name, ["serve", "--bind", f"127.0.0.1:{port}",
                                                "--workers", "1", "--threads", "8"], {
         "DATABASE_URL": db_url, "REDIS_URL": redis_url, "APOLO_FS_PASSWORD": FS_PASSWORD,
         "APOLO_TRUSTED_PROXIES": "127.0.0.1/32", "APOLO_LOG_LEVEL": "WARNING",
@@ -98,7 +98,7 @@ def test_sidecar_dying_behind_haproxy_costs_no_request(
     seed.account(CALLER, balance="1000.00", rates=[("51", "0.60")])
     sidecars = [_sidecar(run_dir, f"sidecar{i}", db_url, redis_url) for i in (1, 2)]
     bind = free_port()
-    proxy = cluster.HAProxy(run_dir, cluster.haproxy_config(
+    proxy = haproxy.HAProxy(run_dir, haproxy.haproxy_config(
         [s.port for s in sidecars], bind, [], free_port(), free_port(),
         run_dir / "haproxy.sock"), [bind])  # fmt: skip
     url = f"http://127.0.0.1:{bind}"
@@ -119,7 +119,7 @@ def test_sidecar_dying_behind_haproxy_costs_no_request(
         for sidecar in sidecars:
             sidecar.start()
         proxy.start()
-        cluster.wait_for("both up", lambda: list(proxy.server_states("sidecars").values())
+        processes.wait_for("both up", lambda: list(proxy.server_states("sidecars").values())
                          == ["UP", "UP"], 20)  # fmt: skip
         threads = [threading.Thread(target=switch, daemon=True) for _ in range(4)]
         for thread in threads:
@@ -130,7 +130,7 @@ def test_sidecar_dying_behind_haproxy_costs_no_request(
         TALLY.faults.append("sidecar kill -9 behind haproxy")
         killed = time.time()
         down = lambda: proxy.server_states("sidecars")["sidecar1"] == "DOWN"  # noqa: E731
-        cluster.wait_for("haproxy marks it down", down, 10)
+        processes.wait_for("haproxy marks it down", down, 10)
         time.sleep(3)
         stop.set()
         for thread in threads:
@@ -154,10 +154,10 @@ def test_patroni_failover_under_sidecars_on_both_routes(run_dir: Path, redis_url
     if missing := engines_missing("patroni", "etcd", "haproxy"):
         pytest.skip(f"not installed: {' '.join(missing)}")
     TALLY.scenarios.append("patroni-failover")
-    secrets = cluster.Secrets()
-    etcd = cluster.Etcd(run_dir, free_port(), free_port())
+    secrets = processes.Secrets()
+    etcd = engines.Etcd(run_dir, free_port(), free_port())
     passwords = {k: secrets[k] for k in ("superuser", "replication", "rewind")}
-    nodes = [cluster.PatroniNode(run_dir, f"pg{i}", free_port(), free_port(), etcd, "apolo-test",
+    nodes = [engines.PatroniNode(run_dir, f"pg{i}", free_port(), free_port(), etcd, "apolo-test",
                                  passwords) for i in (1, 2)]  # fmt: skip
     app = f"apolo:{secrets['apolo']}"
     multi = (f"postgresql://{app}@" + ",".join(f"127.0.0.1:{n.pg_port}" for n in nodes)
@@ -166,19 +166,19 @@ def test_patroni_failover_under_sidecars_on_both_routes(run_dir: Path, redis_url
     via_haproxy = f"postgresql://{app}@127.0.0.1:{pg_rw}/apolo?connect_timeout=2"
     sidecars = [_sidecar(run_dir, "sidecar1", multi, redis_url),
                 _sidecar(run_dir, "sidecar2", via_haproxy, redis_url)]  # fmt: skip
-    proxy = cluster.HAProxy(run_dir, cluster.haproxy_config(
+    proxy = haproxy.HAProxy(run_dir, haproxy.haproxy_config(
         [s.port for s in sidecars], bind, nodes, pg_rw, free_port(), run_dir / "haproxy.sock"),
         [bind, pg_rw])  # fmt: skip
     try:
         etcd.start()
         nodes[0].start()
-        cluster.wait_for("pg1 primary", nodes[0].is_primary, 90, every=0.5)
+        processes.wait_for("pg1 primary", nodes[0].is_primary, 90, every=0.5)
         nodes[1].start()
-        cluster.wait_for("pg2 synchronous", nodes[1].is_sync_standby, 120, every=0.5)
+        processes.wait_for("pg2 synchronous", nodes[1].is_sync_standby, 120, every=0.5)
         admin = (
             f"postgresql://postgres:{secrets['superuser']}@127.0.0.1:{nodes[0].pg_port}/postgres"
         )
-        cluster.create_database(admin, secrets["apolo"], multi)
+        engines.create_database(admin, secrets["apolo"], multi)
         Seed(multi).account(CALLER, balance="1000.00", rates=[("51", "0.60")])
         proxy.start()
         for sidecar in sidecars:
@@ -194,11 +194,11 @@ def test_patroni_failover_under_sidecars_on_both_routes(run_dir: Path, redis_url
         nodes[0].kill()
         TALLY.faults.append("patroni primary node killed")
         killed = time.monotonic()
-        cluster.wait_for("pg2 promoted", nodes[1].is_primary, 60)
+        processes.wait_for("pg2 promoted", nodes[1].is_primary, 60)
         back = {}
         for url in urls:  # each route finds the new primary on its own
             call_uuid = str(uuidlib.uuid4())
-            cluster.wait_for(f"{url} authorizes", lambda: _authorize(url, call_uuid), 60, 0.2)  # noqa: B023
+            processes.wait_for(f"{url} authorizes", lambda: _authorize(url, call_uuid), 60, 0.2)  # noqa: B023
             back[url] = time.monotonic() - killed
             assert _post_cdr(url, call_uuid)
             acknowledged.append(call_uuid)

@@ -29,7 +29,7 @@ import redis as redis_lib
 from conftest import FS_AUTH, ROOT, Seed, free_port, make_app
 from doubles.esl_peer import EslPeer
 
-from reliability.ha_servers import PG_BIN, PgPair, cluster, engines_missing
+from reliability.ha_servers import PG_BIN, PgPair, engines, engines_missing
 from reliability.tally import TALLY
 from sidecar.config import load_settings
 from sidecar.db import discard_request, get_conn, get_reports_conn
@@ -187,15 +187,15 @@ def _replicated(pair: PgPair) -> bool:
 
 
 @pytest.fixture
-def sentinels() -> Iterator[tuple[cluster.RedisNode, cluster.RedisNode, cluster.SentinelNode]]:
+def sentinels() -> Iterator[tuple[engines.RedisNode, engines.RedisNode, engines.SentinelNode]]:
     if missing := engines_missing("redis-server", "redis-sentinel"):
         pytest.skip(f"not installed: {' '.join(missing)}")
     directory = ROOT / ".data" / "reliability" / f"sentinel-{os.getpid()}"
     directory.mkdir(parents=True, exist_ok=True)
     password = "test-redis-secret"
-    master = cluster.RedisNode(directory, free_port(), password)
-    replica = cluster.RedisNode(directory, free_port(), password, replica_of=master.port)
-    sentinel = cluster.SentinelNode(
+    master = engines.RedisNode(directory, free_port(), password)
+    replica = engines.RedisNode(directory, free_port(), password, replica_of=master.port)
+    sentinel = engines.SentinelNode(
         directory, free_port(), "apolo-test", master.port, password,
         quorum=1, down_after_ms=300, failover_timeout_ms=2000,
     )  # fmt: skip
@@ -212,7 +212,7 @@ def sentinels() -> Iterator[tuple[cluster.RedisNode, cluster.RedisNode, cluster.
 
 
 def test_sentinel_switch_is_followed_by_the_client_and_the_live_stream(
-    sentinels: tuple[cluster.RedisNode, cluster.RedisNode, cluster.SentinelNode],
+    sentinels: tuple[engines.RedisNode, engines.RedisNode, engines.SentinelNode],
 ) -> None:
     TALLY.scenarios.append("sentinel-switch")
     master, replica, sentinel = sentinels
@@ -251,5 +251,5 @@ def test_sentinel_switch_is_followed_by_the_client_and_the_live_stream(
     fresh.close()
 
 
-def _sentinel(node: cluster.SentinelNode) -> redis_lib.Redis:
+def _sentinel(node: engines.SentinelNode) -> redis_lib.Redis:
     return redis_lib.Redis(port=node.port, socket_timeout=1, decode_responses=True)
