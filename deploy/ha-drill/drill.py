@@ -49,6 +49,7 @@ from haproxy import HAProxy, haproxy_config  # noqa: E402
 from processes import (  # noqa: E402
     ApoloProc,
     Secrets,
+    bindable,
     end_leftovers,
     ensure_free,
     missing_engines,
@@ -79,6 +80,28 @@ class Ports:
 
 
 PORTS = Ports()
+RANGE = range(46000, 47000)  # this drill's share of the machine's ports
+
+
+def free_ports(wanted: Ports) -> Ports:
+    """``wanted``, with each port another process holds replaced by a free one of RANGE
+    (the range lies in Linux's ephemeral ports: any client may sit on one for a while)."""
+    taken: set[int] = set()
+
+    def pick(port: int) -> int:
+        candidates: list[int] = [port, *RANGE]
+        for candidate in candidates:
+            if candidate not in taken and bindable(candidate):
+                taken.add(candidate)
+                return candidate
+        raise RuntimeError("no free port left in 46000-46999")
+
+    values: dict[str, Any] = {}
+    for name, value in vars(wanted).items():
+        values[name] = tuple(pick(p) for p in value) if isinstance(value, tuple) else pick(value)
+    return Ports(**values)
+
+
 REDIS_MASTER = "apolo"
 CALLERS = tuple(str(300001 + i) for i in range(20))
 RATES = (("51", "0.60", 60, 60), ("1", "0.02", 6, 6), ("44", "0.10", 1, 1))
@@ -496,6 +519,10 @@ def main() -> int:
     run_dir.mkdir(parents=True)
     run_dir.chmod(0o755)  # Patroni (postgres) keeps its nodes below
     processes.PID_LOG = pid_log
+    global PORTS
+    PORTS = free_ports(PORTS)
+    if PORTS != Ports():
+        say(f"some default ports were taken; using {PORTS}")
     drill = Drill(args)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, _interrupted)

@@ -80,7 +80,7 @@ backend sidecars
     retry-on conn-failure empty-response junk-response response-timeout
     # ... which needs the whole request at hand: wait for the body before passing it on
     option http-buffer-request
-    default-server inter 1s fastinter 500ms downinter 500ms fall 2 rise 1
+    default-server inter 1s fastinter 500ms downinter 500ms fall 2 rise 1 slowstart 10s
 {apps}
 """
 

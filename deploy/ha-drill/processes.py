@@ -57,14 +57,14 @@ def wait_for(what: str, check: Callable[[], bool], timeout: float, every: float 
         time.sleep(every)
 
 
-def ensure_free(*ports: int, timeout: float = 90.0) -> None:
+def ensure_free(*ports: int, timeout: float = 30.0) -> None:
     """Wait until each port can be listened on: the drill's ports lie in Linux's ephemeral
     range, so an outgoing connection of any process may hold one for a while."""
     for port in ports:
-        wait_for(f"port {port} free", lambda p=port: _bindable(p), timeout, every=0.5)  # type: ignore[misc]
+        wait_for(f"port {port} free", lambda p=port: bindable(p), timeout, every=0.5)  # type: ignore[misc]
 
 
-def _bindable(port: int) -> bool:
+def bindable(port: int) -> bool:
     with socket.socket() as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
