@@ -8,7 +8,7 @@ PIP_VERSION := 26.3
 PIP_TOOLS_VERSION := 7.7.0
 SERVICES := eval "$$(scripts/services.sh)"
 
-.PHONY: run test lint lock check-lock venv services stop clean-data bench bench-smoke reliability e2e
+.PHONY: run test lint lock check-lock venv services stop clean-data bench bench-smoke reliability e2e ha-drill
 
 venv: $(VENV)/.installed
 
@@ -61,6 +61,11 @@ e2e: venv
 
 reliability: venv
 	@scripts/with_services.sh env APOLO_RELIABILITY=1 $(BIN)/python -m pytest tests/reliability
+
+# Patroni + etcd, Redis + Sentinel, HAProxy, two sidecars and apolo control on loopback
+# (ports 46000-46999) under load; kills the PostgreSQL primary, the Redis master, a sidecar.
+ha-drill: venv
+	@deploy/ha-drill/run.sh $(HA_DRILL_ARGS)
 
 bench: venv
 	@$(SERVICES) && $(BIN)/python -m bench.run

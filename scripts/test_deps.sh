@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # System packages some tests need besides PostgreSQL and Redis: Lua with LuaSocket (the Lua
 # twin of the hook), curl (stands in for mod_curl), a C compiler and Python headers (the
-# mod_python3 embedding test), Chromium and its driver (dashboard browser tests), and for the
+# mod_python3 embedding test), Chromium and its driver (dashboard browser tests), Redis
+# Sentinel, HAProxy and Patroni (HA reconnect tests, deploy/ example checks), and for the
 # real-FreeSWITCH tier what ../shared/freeswitch/install-runtime.sh installs.
 # Installed from Debian's packages when missing and root; otherwise those tests skip and
 # say why.
@@ -26,6 +27,10 @@ command -v curl >/dev/null || missing+=(curl)
 command -v cc >/dev/null || missing+=(gcc)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 [ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
+# the HA reconnect tests (Sentinel) and the checks of deploy/'s HAProxy and Patroni examples
+command -v redis-sentinel >/dev/null || missing+=(redis-sentinel)
+[ -x /usr/sbin/haproxy ] || missing+=(haproxy)
+command -v patroni >/dev/null || missing+=(patroni)
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null; then
   echo "test_deps: missing ${missing[*]} (tests needing them will skip)" >&2

@@ -43,7 +43,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     def forget_live_calls(results: list[IngestResult]) -> None:
         fresh = [r.uuid for r in results if not r.duplicate]
         if fresh:
-            live_calls.remove_many(redis_for(settings.redis_url), fresh)
+            live_calls.remove_many(redis_for(settings), fresh)
 
     app.extensions["apolo_cdrs"] = CdrBatcher(
         lambda: connect_cli(settings.database_url),

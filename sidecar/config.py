@@ -22,8 +22,19 @@ class Settings:
     db_pool_size: int = 4
     # seconds a request waits for a database connection before answering 503
     db_timeout: float = 2.0
-    # Redis, live call state (losing it degrades live views only)
+    # reads that may lag behind the primary (reports, CDR search and export, dashboard
+    # charts): a replica, e.g. a multi-host URL with target_session_attrs=prefer-standby;
+    # empty = database_url. Money paths (authorization, CDRs, balances) never use it.
+    reports_database_url: str = ""
+    # Redis, live call state (losing it degrades live views only). With redis_sentinels
+    # set, only its credentials, database number and scheme (rediss = TLS) are used
     redis_url: str = DEFAULT_REDIS_URL
+    # Redis Sentinel: the sentinels (host, port) asked for the current master of
+    # redis_master; empty = connect to redis_url directly
+    redis_sentinels: tuple[tuple[str, int], ...] = ()
+    redis_master: str = "apolo"
+    # password of the sentinels themselves (their requirepass), when they have one
+    redis_sentinel_password: str = ""
     # basic-auth credentials FreeSWITCH uses (xml_cdr, xml_curl, the authorize hook);
     # no default password: FreeSWITCH-facing routes refuse every request until it is set
     fs_user: str = "freeswitch"
@@ -56,7 +67,11 @@ class Settings:
 
 _ENV = {
     "database_url": "DATABASE_URL",
+    "reports_database_url": "APOLO_REPORTS_DATABASE_URL",
     "redis_url": "REDIS_URL",
+    "redis_sentinels": "APOLO_REDIS_SENTINELS",
+    "redis_master": "APOLO_REDIS_MASTER",
+    "redis_sentinel_password": "APOLO_REDIS_SENTINEL_PASSWORD",
     "db_pool_size": "APOLO_DB_POOL_SIZE",
     "db_timeout": "APOLO_DB_TIMEOUT",
     "fs_user": "APOLO_FS_USER",
@@ -73,6 +88,25 @@ _ENV = {
     "keep_raw_cdr": "APOLO_KEEP_RAW_CDR",
     "log_level": "APOLO_LOG_LEVEL",
 }
+
+
+def parse_sentinels(raw: str) -> tuple[tuple[str, int], ...]:
+    """``host:port,host:port`` (IPv6 as ``[addr]:port``) into (host, port) pairs."""
+    found = []
+    for item in (i.strip() for i in raw.split(",")):
+        if not item:
+            continue
+        host, sep, port = item.rpartition(":")
+        host = host.removeprefix("[").removesuffix("]") if host.startswith("[") else host
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"APOLO_REDIS_SENTINELS: {item!r} is not host:port")
+        found.append((host, int(port)))
+    return tuple(found)
+
+
+def reports_url(settings: Settings) -> str:
+    """Where reads that may lag go: the reports database, else the primary."""
+    return settings.reports_database_url or settings.database_url
 
 
 def load_settings(environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
@@ -92,10 +126,14 @@ def load_settings(environ: dict[str, str] | None = None, **overrides: Any) -> Se
             values[name] = _bool(raw)
         elif name == "dialplan_contexts":
             values[name] = tuple(c.strip() for c in raw.split(",") if c.strip())
+        elif name == "redis_sentinels":
+            values[name] = parse_sentinels(raw)
         else:
             values[name] = raw
     values.update(overrides)
     settings = Settings(**values)
     if settings.reservation_seconds <= 0:
         raise ValueError("APOLO_RESERVATION_SECONDS must be positive")
+    if settings.redis_sentinels and not settings.redis_master:
+        raise ValueError("APOLO_REDIS_SENTINELS needs APOLO_REDIS_MASTER (the service name)")
     return settings

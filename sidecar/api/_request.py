@@ -109,4 +109,4 @@ def cdr_batcher() -> CdrBatcher:
 
 
 def redis_client() -> redis.Redis:
-    return redis_for(settings().redis_url)
+    return redis_for(settings())

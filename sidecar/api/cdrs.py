@@ -2,7 +2,8 @@
 
 The export streams from its own connection (not the request pool, so a long export never
 takes a connection CDR intake needs) through a server-side cursor in one REPEATABLE READ
-snapshot; the request's auth check runs before the first byte.
+snapshot; the request's auth check runs before the first byte. Every read here may lag
+behind the primary: it goes to ``APOLO_REPORTS_DATABASE_URL`` when that is set.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from flask import Blueprint, Response, jsonify
 from sidecar.api import _params as params
 from sidecar.api._request import settings
 from sidecar.auth import require
-from sidecar.db import get_conn
+from sidecar.config import reports_url
+from sidecar.db import get_reports_conn
 from sidecar.errors import ApiError
 from sidecar.imports.rates_csv import export_cell
 from sidecar.jsonfmt import rfc3339
@@ -80,7 +82,7 @@ def cdr_filter_from_request(conn: psycopg.Connection[Any]) -> cdrs_repo.CdrFilte
 @require(*READERS)
 def list_cdrs():  # type: ignore[no-untyped-def]
     """Newest first; ``next_cursor`` (when present) is the ``cursor`` of the next page."""
-    conn = get_conn()
+    conn = get_reports_conn()
     flt = cdr_filter_from_request(conn)
     limit = params.integer("limit", 100, 1, 1000)
     assert limit is not None
@@ -93,7 +95,7 @@ def list_cdrs():  # type: ignore[no-untyped-def]
 @bp.get("/<call_uuid>")
 @require(*READERS)
 def get_cdr(call_uuid: str):  # type: ignore[no-untyped-def]
-    conn = get_conn()
+    conn = get_reports_conn()
     rows = cdrs_repo.by_uuid(conn, call_uuid)
     if not rows:
         raise ApiError(404, "cdr_not_found", f"no CDR for call {call_uuid}")
@@ -103,8 +105,8 @@ def get_cdr(call_uuid: str):  # type: ignore[no-untyped-def]
 @bp.get("/export.csv")
 @require(*READERS)
 def export_csv():  # type: ignore[no-untyped-def]
-    flt = cdr_filter_from_request(get_conn())
-    url = settings().database_url
+    flt = cdr_filter_from_request(get_reports_conn())
+    url = reports_url(settings())
     name = f"cdrs-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.csv"
     return Response(
         export_stream(url, flt),

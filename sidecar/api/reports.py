@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+import psycopg
 from flask import Blueprint, g, jsonify
 
 from sidecar.api import _params as params
 from sidecar.api._request import json_body
 from sidecar.auth import require
-from sidecar.db import get_conn
+from sidecar.db import get_conn, get_reports_conn
 from sidecar.errors import ApiError
 from sidecar.jsonfmt import rfc3339
 from sidecar.repo import accounts as accounts_repo
@@ -26,10 +27,10 @@ READERS = ("admin", "operator", "viewer")
 MAX_RANGE_DAYS = 366
 
 
-def _account_id(number: str | None) -> int | None:
+def _account_id(number: str | None, conn: psycopg.Connection[Any] | None = None) -> int | None:
     if not number:
         return None
-    account = accounts_repo.find_for_call(get_conn(), number, "")
+    account = accounts_repo.find_for_call(conn or get_conn(), number, "")
     if account is None:
         raise ApiError(404, "account_not_found", f"no account {number}")
     return int(account["id"])
@@ -58,8 +59,9 @@ def traffic():  # type: ignore[no-untyped-def]
     if group not in reports_repo.GROUPS:
         raise params.bad(f"group must be one of {', '.join(reports_repo.GROUPS)}")
     start, end = _range()
+    conn = get_reports_conn()  # may lag behind the primary
     rows = reports_repo.traffic(
-        get_conn(), group, start, end, account_id=_account_id(params.text("account"))
+        conn, group, start, end, account_id=_account_id(params.text("account"), conn)
     )
     return jsonify(
         {
@@ -78,12 +80,13 @@ def top_destinations():  # type: ignore[no-untyped-def]
     start, end = _range()
     limit = params.integer("limit", 10, 1, 1000)
     assert limit is not None
+    conn = get_reports_conn()  # may lag behind the primary
     rows = reports_repo.traffic(
-        get_conn(),
+        conn,
         "destination",
         start,
         end,
-        account_id=_account_id(params.text("account")),
+        account_id=_account_id(params.text("account"), conn),
         order_by_revenue=True,
         limit=limit,
     )

@@ -28,6 +28,7 @@ from sidecar.cli.cdr_cmd import reject
 from sidecar.config import Settings
 from sidecar.db import connect_cli
 from sidecar.freeswitch.xml_cdr import CdrRecord, decode_spooled_file, parse_post
+from sidecar.redis_store import new_client
 from sidecar.services import live_calls
 from sidecar.services.cdr_ingest import ingest_many
 from sidecar.services.rate_catalog import RateCatalog
@@ -150,9 +151,10 @@ def _forget_live_calls(settings: Settings, uuids: list[str]) -> None:
     """After the commit, as the HTTP intake does; Redis is only the live view."""
     if not uuids:
         return
+    client = new_client(settings, socket_timeout=2)
     try:
-        live_calls.remove_many(
-            redis_lib.Redis.from_url(settings.redis_url, socket_timeout=2), uuids
-        )
+        live_calls.remove_many(client, uuids)
     except redis_lib.RedisError as exc:
         log.warning("live call table not updated (%s); PostgreSQL stays the record", exc)
+    finally:
+        client.close()

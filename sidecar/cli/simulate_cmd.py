@@ -93,13 +93,43 @@ def _numbers(ctx: click.Context, param: click.Parameter, value: str) -> tuple[st
     show_default=True,
     help="No call starts after this many seconds.",
 )
+@click.option(
+    "--rate",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="Calls started per second (0: each worker starts its next call at once).",
+)
+@click.option(
+    "--cdr-retries",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Like mod_xml_cdr's retries: a failed CDR post is tried again this many times.",
+)
+@click.option(
+    "--cdr-retry-delay",
+    type=click.FloatRange(min=0),
+    default=2.0,
+    show_default=True,
+    help="Like mod_xml_cdr's delay: seconds between the tries of a CDR post.",
+)
+@click.option(
+    "--err-log-dir",
+    type=click.Path(file_okay=False, writable=True),
+    default="",
+    help="Like mod_xml_cdr's err-log-dir: where a CDR goes when every try failed"
+    " (replay with `apolo cdr replay DIR`).",
+)
 def simulate(
     calls: int, concurrency: int, duration: float, url: str, callers: tuple[str, ...],
     destinations: tuple[str, ...], source_ip: str, seed: int, speedup: float, timeout: float,
+    rate: float, cdr_retries: int, cdr_retry_delay: float, err_log_dir: str,
 ) -> None:  # fmt: skip
     """Play calls against a running sidecar: authorize, talk, post the CDR.
 
-    About 10% of the CDRs are posted twice to check that the sidecar charges once.
+    About 10% of the CDRs are posted twice to check that the sidecar charges once. With
+    --cdr-retries and --err-log-dir the CDR posts fail over as mod_xml_cdr's do.
     Credentials: APOLO_FS_USER (default freeswitch) and APOLO_FS_PASSWORD. Exits 1 when a
     CDR post or an authorize request failed.
     """
@@ -112,6 +142,7 @@ def simulate(
         url=url.rstrip("/"), auth=(os.environ.get("APOLO_FS_USER") or "freeswitch", password),
         calls=calls, concurrency=concurrency, callers=callers, destinations=destinations,
         duration=duration, seed=seed, speedup=speedup, timeout=timeout, source_ip=source_ip,
+        rate=rate, cdr_retries=cdr_retries, cdr_retry_delay=cdr_retry_delay, spool_dir=err_log_dir,
     )  # fmt: skip
     summary = run(cfg)
     for line in summary.lines():

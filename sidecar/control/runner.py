@@ -26,7 +26,7 @@ class Controller:
             max_snapshot_age=2 * settings.reconcile_seconds + 5,
             **extra,
         )
-        redis_client = redis_for(base.redis_url)
+        redis_client = redis_for(base)
         self.workers = [
             SwitchWorker(s, settings, pool.connection, redis_client, self.reconciler, **extra)
             for s in settings.switches

@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 EVENTS = ("CHANNEL_ANSWER", "CHANNEL_HANGUP_COMPLETE", "HEARTBEAT")
 FINAL = {"reservation_not_found", "reservation_closed", "no_rate", "max_call_seconds"}
 FINAL |= {"call_cost_cap"}
+DB_RETRY_MAX_SECONDS = 2.0
 
 
 @dataclass
@@ -116,7 +117,9 @@ class SwitchWorker:
                 self._reconciler.forget(self.node)
             if db_down:
                 stop.wait(delay)
-                delay = min(delay * 2, self.cs.backoff_max_seconds)
+                # a failover gives a new primary within seconds: look often enough to be
+                # back soon after it (the switch's own back-off cap may be far longer)
+                delay = min(delay * 2, self.cs.backoff_max_seconds, DB_RETRY_MAX_SECONDS)
             elif synced:
                 delay = 0.2
 

@@ -184,16 +184,25 @@ def deliver_due(
 
 
 def delivery_loop(database_url: str, settings: WebhookSettings, stop: threading.Event) -> None:
-    """Deliver until ``stop`` is set: on each outbox NOTIFY and every ``poll`` seconds."""
-    with (
-        psycopg.connect(database_url, autocommit=True) as listener,
-        psycopg.connect(database_url, row_factory=dict_row, autocommit=True) as conn,
-    ):
-        listener.execute(f"LISTEN {alerts_repo.NOTIFY_CHANNEL}")
-        while not stop.is_set():
-            try:
-                deliver_due(conn, settings)
-            except psycopg.Error:
-                log.exception("webhook delivery failed; retrying")
-            for _ in listener.notifies(timeout=settings.poll, stop_after=1):
-                pass
+    """Deliver until ``stop`` is set: on each outbox NOTIFY and every ``poll`` seconds.
+
+    A database error (PostgreSQL restarting, a failover) closes both connections; they are
+    opened again, with back-off, wherever ``database_url`` leads then (a multi-host URL
+    finds the new primary). What was due meanwhile goes out at the next pass."""
+    backoff = 0.5
+    while not stop.is_set():
+        try:
+            with (
+                psycopg.connect(database_url, autocommit=True) as listener,
+                psycopg.connect(database_url, row_factory=dict_row, autocommit=True) as conn,
+            ):
+                listener.execute(f"LISTEN {alerts_repo.NOTIFY_CHANNEL}")
+                while not stop.is_set():
+                    deliver_due(conn, settings)
+                    backoff = 0.5
+                    for _ in listener.notifies(timeout=settings.poll, stop_after=1):
+                        pass
+        except psycopg.Error as exc:
+            log.warning("webhook delivery: database unavailable (%s); again in %.1fs", exc, backoff)
+            stop.wait(backoff)
+            backoff = min(backoff * 2, 10.0)

@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 from flask import render_template, request
 
 from sidecar.api.cdrs import cdr_filter_from_request
-from sidecar.db import get_conn
+from sidecar.db import get_reports_conn
 from sidecar.errors import ApiError
 from sidecar.repo import cdrs as cdrs_repo
 from sidecar.web.blueprint import bp
@@ -29,7 +29,7 @@ FILTERS = ("from", "to", "account", "caller", "callee", "destination", "hangup_c
 def cdrs_page() -> Any:
     values = {k: (request.args.get(k) or "").strip()[:100] for k in FILTERS}
     query = urlencode({k: v for k, v in values.items() if v})
-    conn = get_conn()
+    conn = get_reports_conn()  # may lag behind the primary
     raw_before = request.args.get("before") or ""
     before = int(raw_before) if raw_before.isdigit() and len(raw_before) < 19 else None
     try:

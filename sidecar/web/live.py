@@ -4,8 +4,11 @@ The stream subscribes to :data:`live_calls.CHANGES_CHANNEL` first, then sends a 
 of the live table (so no change falls between the two), then one ``call`` event (the
 call's whole state, read back from Redis) or ``gone`` event per change, a comment line as
 heartbeat, and ends after a bounded lifetime; the browser's EventSource reconnects and
-gets a fresh snapshot, which also repairs any message lost in between. Every event
-carries the server's clock so the page can tick durations without trusting the laptop's.
+gets a fresh snapshot, which also repairs any message lost in between. A stream whose Redis
+connection breaks (a restart, a Sentinel failover) ends at once instead of reconnecting
+quietly, for the same reason: the browser comes back to a snapshot of the current master.
+Every event carries the server's clock so the page can tick durations without trusting the
+laptop's.
 
 A stream holds one worker thread for its lifetime, and those threads also serve FreeSWITCH's
 authorizations, so each worker process serves at most ``max_streams`` at once; past that
@@ -15,6 +18,7 @@ the stream answers 503 and the page tries again a little later.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 import time
@@ -24,11 +28,18 @@ from typing import Any
 
 import redis
 from flask import Response, current_app, render_template
+from redis.backoff import NoBackoff
+from redis.client import PubSub
+from redis.retry import Retry
 
 from sidecar.api._request import redis_client, settings
+from sidecar.config import Settings
+from sidecar.redis_store import new_client
 from sidecar.services import live_calls
 from sidecar.web.blueprint import bp
 from sidecar.web.guard import READERS, page
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -104,7 +115,7 @@ def calls_page() -> Any:
 @page(*READERS)
 def calls_stream() -> Any:
     cfg = stream_settings()
-    url = settings().redis_url
+    config = settings()
     try:
         redis_client().ping()
     except Exception:
@@ -112,7 +123,7 @@ def calls_stream() -> Any:
     if not _take_slot(cfg.max_streams):
         return _unavailable("too many live views are open on this worker")
     response = Response(
-        _events(url, cfg),
+        _events(config, cfg),
         mimetype="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
@@ -127,33 +138,39 @@ def _unavailable(reason: str) -> Response:
                     mimetype="text/event-stream", headers={"Retry-After": "5"})  # fmt: skip
 
 
-def _events(url: str, cfg: StreamSettings) -> Iterator[str]:
-    client = redis.Redis.from_url(
-        url, decode_responses=True, socket_connect_timeout=1.0,
-        socket_timeout=cfg.heartbeat_seconds + 5,
+def _events(config: Settings, cfg: StreamSettings) -> Iterator[str]:
+    client = new_client(
+        config, socket_connect_timeout=1.0, socket_timeout=cfg.heartbeat_seconds + 5,
+        retry=Retry(NoBackoff(), 0),
     )  # fmt: skip
     pubsub = client.pubsub(ignore_subscribe_messages=True)
     try:
-        pubsub.subscribe(live_calls.CHANGES_CHANNEL)
-        yield "retry: 1000\n\n"
-        calls = live_calls.active(client)
-        yield sse("snapshot", {"now": time.time(), "calls": calls})
-        deadline = time.monotonic() + cfg.lifetime_seconds
-        beat = time.monotonic() + cfg.heartbeat_seconds
-        while (left := deadline - time.monotonic()) > 0:
-            message = pubsub.get_message(timeout=min(1.0, left))
-            if message is not None and message.get("type") == "message":
-                change = json.loads(message["data"])
-                uuid = str(change.get("uuid", ""))
-                state = live_calls.get(client, uuid) if change.get("op") == "set" else None
-                if state is not None:
-                    yield sse("call", {"now": time.time(), "call": state})
-                else:
-                    yield sse("gone", {"now": time.time(), "uuid": uuid})
-            if time.monotonic() >= beat:
-                yield ": heartbeat\n\n"
-                beat = time.monotonic() + cfg.heartbeat_seconds
-        yield sse("bye", {"now": time.time()})
+        yield from _stream(client, pubsub, cfg)
+    except redis.RedisError as exc:  # the browser reconnects and starts from a snapshot
+        log.warning("live calls stream ended: Redis %s", exc)
     finally:
         pubsub.close()
         client.close()
+
+
+def _stream(client: redis.Redis, pubsub: PubSub, cfg: StreamSettings) -> Iterator[str]:
+    pubsub.subscribe(live_calls.CHANGES_CHANNEL)
+    yield "retry: 1000\n\n"
+    calls = live_calls.active(client)
+    yield sse("snapshot", {"now": time.time(), "calls": calls})
+    deadline = time.monotonic() + cfg.lifetime_seconds
+    beat = time.monotonic() + cfg.heartbeat_seconds
+    while (left := deadline - time.monotonic()) > 0:
+        message = pubsub.get_message(timeout=min(1.0, left))
+        if message is not None and message.get("type") == "message":
+            change = json.loads(message["data"])
+            uuid = str(change.get("uuid", ""))
+            state = live_calls.get(client, uuid) if change.get("op") == "set" else None
+            if state is not None:
+                yield sse("call", {"now": time.time(), "call": state})
+            else:
+                yield sse("gone", {"now": time.time(), "uuid": uuid})
+        if time.monotonic() >= beat:
+            yield ": heartbeat\n\n"
+            beat = time.monotonic() + cfg.heartbeat_seconds
+    yield sse("bye", {"now": time.time()})

@@ -8,7 +8,7 @@ from typing import Any
 from flask import redirect, render_template
 
 from sidecar.api.calls import current_calls
-from sidecar.db import get_conn
+from sidecar.db import get_reports_conn
 from sidecar.repo import reports as reports_repo
 from sidecar.services import reports as reports_service
 from sidecar.web.blueprint import bp
@@ -34,7 +34,7 @@ def root() -> Any:
 def overview() -> Any:
     now = datetime.now(UTC)
     start = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    rows = reports_repo.traffic(get_conn(), "hour", start, start + timedelta(days=1))
+    rows = reports_repo.traffic(get_reports_conn(), "hour", start, start + timedelta(days=1))
     report = reports_service.report_rows(rows)
     return render_template(
         "overview.html",

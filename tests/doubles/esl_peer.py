@@ -68,7 +68,7 @@ class _Client:
 
 
 class EslPeer:
-    def __init__(self, password: str = "ClueCon") -> None:
+    def __init__(self, password: str = "ClueCon", port: int = 0) -> None:
         self.password = password
         self.commands: list[str] = []
         self.channels: dict[str, dict[str, str]] = {}
@@ -86,7 +86,7 @@ class EslPeer:
         self.ended: dict[str, tuple[float, str]] = {}  # ended by the scheduler or uuid_kill
         self._clients: list[_Client] = []
         self._lock = threading.Lock()
-        self._server = socket.create_server(("127.0.0.1", 0))
+        self._server = socket.create_server(("127.0.0.1", port))
         self.port = int(self._server.getsockname()[1])
         self._stopped = False
         self._answer = _template("CHANNEL_ANSWER")
@@ -168,6 +168,12 @@ class EslPeer:
         with self._lock:
             self._run_scheduler(time.time())
             return self.ended.get(uuid)
+
+    def answered_channels(self) -> set[str]:
+        """Channels answered and still up."""
+        with self._lock:
+            self._run_scheduler(time.time())
+            return {u for u, t in self.answered_us.items() if t != "0"}
 
     def unscheduled(self) -> set[str]:
         """Answered channels with no pending hangup in the scheduler."""
