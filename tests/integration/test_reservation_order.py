@@ -13,7 +13,7 @@ import uuid as uuidlib
 from decimal import Decimal
 
 import psycopg
-from conftest import FS_AUTH
+from conftest import FS_AUTH, TEST_PBX, call_body
 
 from sidecar.simulator.cdr_template import build_cdr
 
@@ -21,7 +21,7 @@ CALLER, CALLEE = "100001", "51987654321"
 
 
 def _refused_cdr(call_uuid: str) -> bytes:
-    return build_cdr(call_uuid, CALLER, CALLEE, time.time_ns() // 1000, 0,
+    return build_cdr(call_uuid, CALLER, CALLEE, time.time_ns() // 1000, 0, TEST_PBX,
                      hangup_cause="CALL_REJECTED")  # fmt: skip
 
 
@@ -49,8 +49,7 @@ def test_authorization_committed_after_the_cdr_releases_its_reservation(
     call_uuid = str(uuidlib.uuid4())
     assert _post_cdr(client, call_uuid).status_code == 200  # the switch gave up: CDR first
 
-    late = client.post("/v1/authorize", json={"uuid": call_uuid, "caller": CALLER,
-                                              "callee": CALLEE}, auth=FS_AUTH)  # fmt: skip
+    late = client.post("/v1/authorize", json=call_body(call_uuid, CALLER, CALLEE), auth=FS_AUTH)
     assert late.status_code == 200 and late.get_json()["authorized"] is True
 
     status, why, reserved, active, balance = _state(db_url, call_uuid)
@@ -105,11 +104,12 @@ def test_cdr_that_missed_a_reservation_committing_meanwhile_releases_it(
 def test_a_call_authorized_first_is_charged_as_before(client, seed, db_url: str) -> None:  # type: ignore[no-untyped-def]
     seed.account(CALLER, balance="10.00")
     call_uuid = str(uuidlib.uuid4())
-    body = {"uuid": call_uuid, "caller": CALLER, "callee": CALLEE}
-    answer = client.post("/v1/authorize", json=body, auth=FS_AUTH).get_json()
+    answer = client.post(
+        "/v1/authorize", json=call_body(call_uuid, CALLER, CALLEE), auth=FS_AUTH
+    ).get_json()
     assert answer["authorized"] is True
     answered = time.time_ns() // 1000 - 30_000_000
-    cdr = build_cdr(call_uuid, CALLER, CALLEE, answered, 30_000_000)
+    cdr = build_cdr(call_uuid, CALLER, CALLEE, answered, 30_000_000, TEST_PBX)
     resp = client.post(f"/freeswitch/cdr?uuid=a_{call_uuid}", data=cdr, content_type="text/xml",
                        auth=FS_AUTH)  # fmt: skip
     assert resp.status_code == 200 and resp.get_json()["billing_status"] == "charged"
