@@ -56,6 +56,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
         authorize,
         calls,
         cdrs,
+        controls,
         cucm,
         fac,
         freeswitch_cdr,
@@ -70,7 +71,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
 
     for module in (
         health, authorize, accounts, cdrs, calls, freeswitch_cdr, freeswitch_dialplan, cucm, fac,
-        session, openapi, rates, reports, metrics,
+        session, openapi, rates, reports, metrics, controls,
     ):  # fmt: skip
         app.register_blueprint(module.bp)
 

@@ -14,6 +14,7 @@ from typing import Any
 from flask import Blueprint, Flask, current_app, jsonify
 from werkzeug.routing import Rule
 
+from sidecar.api.controls import OPERATIONS as CONTROL_OPERATIONS
 from sidecar.auth import require
 
 bp = Blueprint("openapi", __name__, url_prefix="/v1")
@@ -352,6 +353,7 @@ OPERATIONS: dict[tuple[str, str], Json] = {
     },
     ("/v1/rerating/runs", "get"): {"summary": "Past rerating runs"},
     ("/v1/alerts/low-balance", "get"): {"summary": "Low-balance alerts"},
+    **CONTROL_OPERATIONS,
 }
 
 _ERROR: Json = {
