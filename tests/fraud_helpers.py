@@ -39,8 +39,7 @@ def past_charge(db_url: str, number: str, amount: str, at: datetime) -> None:
     intake writes them (the ledger trigger puts it in the account's spend slot of ``at``)."""
     with psycopg.connect(db_url, row_factory=dict_row) as conn:
         row = conn.execute(
-            "UPDATE accounts SET balance = balance - %s WHERE number = %s"
-            " RETURNING id, balance",
+            "UPDATE accounts SET balance = balance - %s WHERE number = %s RETURNING id, balance",
             (Decimal(amount), number),
         ).fetchone()
         assert row is not None

@@ -179,7 +179,9 @@ def test_longest_prefix_decides_and_the_account_beats_its_plan(client, seed, adm
                        "no allow rule matches"]  # fmt: skip
 
 
-def test_a_denied_destination_is_refused_audited_alerted_and_webhooked(client, seed, admin, db_url) -> None:  # type: ignore[no-untyped-def]
+def test_a_denied_destination_is_refused_audited_alerted_and_webhooked(  # type: ignore[no-untyped-def]
+    client, seed, admin, db_url
+) -> None:
     seed.account("100001", balance="50", rates=[("51", "0.60"), ("881", "9.00")])
     _patch(client, "/v1/accounts/100001/controls", admin,
            deny=[{"prefix": "881", "note": "satellite"}])  # fmt: skip
@@ -202,7 +204,7 @@ def test_a_denied_destination_is_refused_audited_alerted_and_webhooked(client, s
     assert _auth(client, "51987654321")["authorized"] is True
 
 
-def test_repeated_refusals_count_on_one_alert_within_the_window(client, seed, admin, db_url) -> None:  # type: ignore[no-untyped-def]
+def test_repeated_refusals_count_on_one_alert_in_the_window(client, seed, admin, db_url) -> None:  # type: ignore[no-untyped-def]
     seed.account("100001", balance="50", rates=[("1", "0.60")])
     _patch(client, "/v1/accounts/100001/controls", admin, deny=["1900"])
     for _ in range(4):
@@ -261,7 +263,9 @@ def test_calls_per_minute_is_a_sliding_window(client, seed, admin, db_url) -> No
 # --------------------------------------------------------------------------- daily spend
 
 
-def test_daily_limit_counts_charged_plus_reserved_and_cuts_the_reservation(client, seed, admin, db_url) -> None:  # type: ignore[no-untyped-def]
+def test_daily_limit_counts_charged_plus_reserved_and_cuts_the_reservation(  # type: ignore[no-untyped-def]
+    client, seed, admin, db_url
+) -> None:
     seed.account("100001", balance="100", rates=[("51", "0.60")])  # 60/60 s increments
     _patch(client, "/v1/accounts/100001/controls", admin, daily_spend_limit="5.00")
     past_charge(db_url, "100001", "2.40", datetime.now(UTC))  # charged today

@@ -26,9 +26,11 @@ CUCM_GATEWAY_ENDPOINTS = (GATEWAY, "S0/SU1/DS1-1@gw-cusco.example.com", "S1/DS1-
 # internal devices: phones, Jabber (CSF desktop, TCT iPhone, BOT Android, TAB tablet + user
 # id), voicemail trunk and ports, media resources, analog FXS ports, and names an
 # administrator chose (they may well be PSTN trunks, but only the site can say so)
-INTERNAL_OR_SITE_NAMED = ("SEP0011223344AA", "CSFGWALKER", "TCTPSBCOOPER", "BOTJDOE",
-                          "TABJDOE", "Unity-VM-Trunk", "CiscoUM1-VI1", "CFB_2", "MTP_2",
-                          "AALN/S1/SU0/0@vg", "SIP-Trunk-PSTN", "CUBE_Lima", "Lima-GW", "")  # fmt: skip
+INTERNAL_OR_SITE_NAMED = (
+    "SEP0011223344AA", "CSFGWALKER", "TCTPSBCOOPER", "BOTJDOE", "TABJDOE", "Unity-VM-Trunk",
+    "CiscoUM1-VI1", "CFB_2", "MTP_2", "AALN/S1/SU0/0@vg", "SIP-Trunk-PSTN", "CUBE_Lima",
+    "Lima-GW", "",
+)  # fmt: skip
 
 
 def test_default_billable_devices_are_cucm_gateway_endpoints_and_nothing_internal() -> None:
