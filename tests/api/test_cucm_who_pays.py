@@ -18,8 +18,8 @@ from test_cucm_api import (
     _fac,
     _post,
     _rate,
-    cucm_client,
 )
+from test_cucm_api import cucm_client as cucm_client  # a fixture, re-exported
 from unit.cucm.cucm_rows import SIETE_CDR_NAME, answered_row, fac_chain, siete
 
 from sidecar.rating import call_cost
@@ -45,9 +45,7 @@ def test_internal_devices_are_not_billed_by_default_and_gateways_are(
                GATEWAY: "charged"}  # fmt: skip
     rows = {d: table.fresh(talk, destDeviceName=d, outpulsedCalledPartyNumber=CALLED)
             for d in devices}  # fmt: skip
-    resp = _post(
-        cucm_client, seed.token("switch"), SIETE_CDR_NAME, table.to_bytes(list(rows.values()))
-    )
+    resp = _post(cucm, seed.token("switch"), SIETE_CDR_NAME, table.to_bytes(list(rows.values())))
     assert resp.status_code == 200, resp.get_json()
     stored = {d: _by_uuid(db_url, table.value(r, "pkid")) for d, r in rows.items()}
     assert {d: c["billing_status"] for d, c in stored.items()} == devices
