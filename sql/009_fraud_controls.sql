@@ -79,8 +79,11 @@ CREATE TABLE account_spend (
     account_id  bigint NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
     slot        timestamptz NOT NULL,
     spent       numeric(18,4) NOT NULL,
-    -- the last spike evaluation of the account made while this slot was current
-    checked_at  timestamptz,
+    -- the account's trailing hourly average (and the hours it spans), computed at most once
+    -- a minute while this slot is current, for the spike check of every charge meanwhile
+    average     numeric(18,4),
+    hours       integer,
+    averaged_at timestamptz,
     PRIMARY KEY (account_id, slot)
 );
 
@@ -181,22 +184,24 @@ END $$;
 
 -- ------------------------------------------------------------------ spend and spikes
 
--- Spike check of one account, run when charges land (the ledger trigger below), at most
--- once a minute per account. The last hour is the current 15-minute slot and the three
--- before it; the trailing average is the spend of the 7 days before that hour divided by
--- its hours (fewer for an account younger than 7 days, at least one). A spike alerts once:
--- while it lasts (confirmed again within an hour) the same alert counts the confirmations.
+-- Spike check of one account, run whenever charges land in the current slot (the ledger
+-- trigger below), under the account's row lock. The last hour is the current 15-minute slot
+-- and the three before it; the trailing average is the spend of the 7 days before that hour
+-- divided by its hours (fewer for an account younger than 7 days, at least one), computed
+-- at most once a minute and kept on the slot. A spike alerts once: while it lasts (confirmed
+-- again within an hour) its alert counts the confirmations, at most one a minute.
 CREATE FUNCTION apolo_check_spend_spike(p_account_id bigint) RETURNS bigint
 LANGUAGE plpgsql AS $$
 DECLARE
     cfg          fraud_settings%ROWTYPE;
     v_factor     numeric;
     v_created    timestamptz;
+    v_slot       timestamptz := apolo_slot(now());
     v_hour_start timestamptz := apolo_slot(now()) - interval '45 minutes';
     v_last_hour  numeric;
-    v_before     numeric;
-    v_hours      numeric;
+    v_cached     account_spend%ROWTYPE;
     v_average    numeric;
+    v_hours      integer;
     v_open       fraud_alerts%ROWTYPE;
     v_detail     jsonb;
 BEGIN
@@ -211,11 +216,20 @@ BEGIN
     IF v_last_hour <= 0 OR v_last_hour < cfg.spike_min_spend THEN
         RETURN NULL;
     END IF;
-    SELECT coalesce(sum(s.spent), 0) INTO v_before FROM account_spend s
-     WHERE s.account_id = p_account_id AND s.slot >= v_hour_start - interval '7 days'
-       AND s.slot < v_hour_start;
-    v_hours := least(168, greatest(1, ceil(extract(epoch FROM v_hour_start - v_created) / 3600)));
-    v_average := round(v_before / v_hours, 4);
+    SELECT * INTO v_cached FROM account_spend s
+     WHERE s.account_id = p_account_id AND s.slot = v_slot;
+    IF v_cached.averaged_at IS NOT NULL AND v_cached.averaged_at > now() - interval '1 minute' THEN
+        v_average := v_cached.average;
+        v_hours := v_cached.hours;
+    ELSE
+        v_hours := least(168, greatest(1, ceil(extract(epoch FROM v_hour_start - v_created)
+                                                / 3600)));
+        SELECT round(coalesce(sum(s.spent), 0) / v_hours, 4) INTO v_average FROM account_spend s
+         WHERE s.account_id = p_account_id AND s.slot >= v_hour_start - interval '7 days'
+           AND s.slot < v_hour_start;
+        UPDATE account_spend s SET average = v_average, hours = v_hours, averaged_at = now()
+         WHERE s.account_id = p_account_id AND s.slot = v_slot;
+    END IF;
     IF v_last_hour < v_factor * v_average THEN
         RETURN NULL;
     END IF;
@@ -227,8 +241,11 @@ BEGIN
      WHERE f.account_id = p_account_id AND f.control = 'spend_spike' AND f.subject = ''
      ORDER BY f.id DESC LIMIT 1;
     IF v_open.id IS NOT NULL AND v_open.last_at > now() - interval '1 hour' THEN
-        UPDATE fraud_alerts SET occurrences = occurrences + 1, last_at = now(), detail = v_detail
-         WHERE id = v_open.id;
+        IF v_open.last_at <= now() - interval '1 minute' THEN
+            UPDATE fraud_alerts SET occurrences = occurrences + 1, last_at = now(),
+                   detail = v_detail
+             WHERE id = v_open.id;
+        END IF;
         RETURN v_open.id;
     END IF;
     INSERT INTO audit_log (actor, action, target, before, after)
@@ -245,22 +262,19 @@ DECLARE
     v_row record;
 BEGIN
     FOR v_row IN
-        INSERT INTO account_spend AS s (account_id, slot, spent, checked_at)
-        SELECT n.account_id, apolo_slot(n.created_at), -sum(n.amount), now()
+        INSERT INTO account_spend AS s (account_id, slot, spent)
+        SELECT n.account_id, apolo_slot(n.created_at), -sum(n.amount)
           FROM new_rows n WHERE n.kind = 'call_charge'
          GROUP BY 1, 2
          ORDER BY 1, 2
-        ON CONFLICT (account_id, slot) DO UPDATE
-           SET spent = s.spent + excluded.spent,
-               checked_at = CASE WHEN s.checked_at > now() - interval '1 minute'
-                                 THEN s.checked_at ELSE now() END
-        RETURNING s.account_id, s.slot, s.checked_at = now() AS due, s.xmax = 0 AS fresh
+        ON CONFLICT (account_id, slot) DO UPDATE SET spent = s.spent + excluded.spent
+        RETURNING s.account_id, s.slot, s.xmax = 0 AS fresh
     LOOP
         IF v_row.fresh THEN  -- a new slot: forget what no limit or average reads any more
             DELETE FROM account_spend x
              WHERE x.account_id = v_row.account_id AND x.slot < now() - interval '8 days';
         END IF;
-        IF v_row.due AND v_row.slot = apolo_slot(now()) THEN
+        IF v_row.slot = apolo_slot(now()) THEN
             PERFORM apolo_check_spend_spike(v_row.account_id);
         END IF;
     END LOOP;
@@ -406,7 +420,7 @@ BEGIN
             PERFORM apolo_fraud_event('daily_spend_limit', a.id, '', jsonb_build_object(
                 'call_uuid', p_call_uuid, 'caller', p_caller, 'callee', p_callee,
                 'limit', a.daily_spend_limit::text, 'spent_today', v_spent::text,
-                'needed', p_min::text, 'time_zone', a.time_zone), 'apolo:authorize');
+                'needed', round(p_min, 4)::text, 'time_zone', a.time_zone), 'apolo:authorize');
             RETURN QUERY SELECT 'daily_spend_limit'::text, NULL::bigint, NULL::numeric, v_avail;
             RETURN;
         END IF;
@@ -480,7 +494,7 @@ BEGIN
                 PERFORM apolo_fraud_event('daily_spend_limit', a.id, '', jsonb_build_object(
                     'call_uuid', p_call_uuid, 'caller', r.caller, 'callee', r.callee,
                     'limit', a.daily_spend_limit::text, 'spent_today', v_spent::text,
-                    'needed', (p_min_total - r.amount)::text, 'time_zone', a.time_zone,
+                    'needed', round(p_min_total - r.amount, 4)::text, 'time_zone', a.time_zone,
                     'extension', true), 'apolo:control');
                 RETURN QUERY SELECT 'daily_spend_limit'::text, r.id, r.amount, 0::numeric,
                                     v_avail;
