@@ -56,7 +56,7 @@ INSERT INTO fraud_settings DEFAULT VALUES;
 -- Allow and deny prefixes of a rate plan or of an account (exactly one of the two). The
 -- longest prefix that starts the dialled number decides; on the same prefix the account's
 -- rule beats its plan's; a number no rule matches is allowed, unless the account or its
--- plan has allow rules (then only what they allow may be called).
+-- plan has an allow rule that no deny rule covers (apolo_destination_rule below).
 CREATE TABLE destination_rules (
     id          bigserial PRIMARY KEY,
     plan_id     bigint REFERENCES rate_plans(id) ON DELETE CASCADE,
@@ -295,9 +295,18 @@ $$;
 
 -- ------------------------------------------------------------------ enforcement
 
+-- The digits' prefixes: '5199' -> {5, 51, 519, 5199}.
+CREATE FUNCTION apolo_prefixes(p_digits text) RETURNS text[]
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT ARRAY(SELECT left(p_digits, n) FROM generate_series(1, length(p_digits)) n)
+$$;
+
 -- The destination rule that decides a call of account ``a`` to ``p_number`` (digits):
--- (verdict, prefix, level), verdict 'not_allowed' when allow rules exist and none matches;
--- no row when the call is allowed by default.
+-- (verdict, prefix, level), or verdict 'not_allowed' when no rule matches but the account
+-- or its plan restricts calls to its allow rules; no row when the call is allowed.
+-- An allow rule is an exception when a deny rule (of the account or the plan) has the same
+-- or a shorter prefix (allow 0051 under deny 00; an account's allow 1900 over its plan's
+-- deny 1900), and a restriction otherwise (allow 51 alone: only 51... may be called).
 CREATE FUNCTION apolo_destination_rule(a accounts, p_number text)
 RETURNS TABLE (verdict text, prefix text, level text)
 LANGUAGE plpgsql STABLE AS $$
@@ -306,13 +315,16 @@ BEGIN
     SELECT r.verdict, r.prefix, CASE WHEN r.account_id IS NULL THEN 'plan' ELSE 'account' END
       FROM destination_rules r
      WHERE (r.account_id = a.id OR r.plan_id = a.plan_id)
-       AND r.prefix = ANY (ARRAY(SELECT left(p_number, n)
-                                   FROM generate_series(1, length(p_number)) n))
+       AND r.prefix = ANY (apolo_prefixes(p_number))
      ORDER BY length(r.prefix) DESC, (r.account_id IS NOT NULL) DESC
      LIMIT 1;
     IF NOT FOUND AND EXISTS (
         SELECT 1 FROM destination_rules r
          WHERE (r.account_id = a.id OR r.plan_id = a.plan_id) AND r.verdict = 'allow'
+           AND NOT EXISTS (
+               SELECT 1 FROM destination_rules d
+                WHERE (d.account_id = a.id OR d.plan_id = a.plan_id) AND d.verdict = 'deny'
+                  AND d.prefix = ANY (apolo_prefixes(r.prefix)))
     ) THEN
         RETURN QUERY SELECT 'not_allowed'::text, NULL::text, NULL::text;
     END IF;

@@ -155,11 +155,11 @@ def test_only_admins_write_controls(client, seed, admin) -> None:  # type: ignor
 
 def test_longest_prefix_decides_and_the_account_beats_its_plan(client, seed, admin, db_url) -> None:  # type: ignore[no-untyped-def]
     plan = seed.plan([("1", "0.60"), ("44", "0.60"), ("51", "0.60"), ("881", "6.00")])
-    seed.account("100001", balance="50", plan=plan)
-    # plan: international is off except Peru, premium Peru off; satellite denied
+    seed.account("100001", balance="1000", plan=plan)  # 36.00 reserved a call
+    # plan: no US, no UK, no satellite, no Peruvian premium rate
     _patch(client, f"/v1/rate-plans/{plan}/controls", admin, deny=["1", "44", "881", "51900"])
-    # the account may call the US (1) but still not US premium (1900, longer), and may call
-    # one premium Peruvian number the plan denies (same prefix: the account wins)
+    # the account may call the US (an exception to the plan's deny 1) but still not US
+    # premium rate (1900, longer), and one premium Peruvian range the plan denies
     _patch(client, "/v1/accounts/100001/controls", admin, allow=["1", "51900"],
            deny=["1900"])  # fmt: skip
     decided = {n: _auth(client, n)["reason"] for n in
@@ -171,12 +171,35 @@ def test_longest_prefix_decides_and_the_account_beats_its_plan(client, seed, adm
         "447700900123": "destination_denied",  # plan deny 44
         "881612345678": "destination_denied",  # plan deny 881
         "51900123": "authorized",  # account allow 51900 over plan deny 51900
-        # the account has allow rules: a number none matches is refused
-        "51987654321": "destination_denied",
+        # no rule matches; both allow rules are exceptions to deny rules: allowed
+        "51987654321": "authorized",
     }
     details = [a["after"]["rule"] for a in audits(db_url, "fraud.destination_denied")]
-    assert details == ["deny 1900 (account)", "deny 44 (plan)", "deny 881 (plan)",
-                       "no allow rule matches"]  # fmt: skip
+    assert details == ["deny 1900 (account)", "deny 44 (plan)", "deny 881 (plan)"]
+
+
+def test_an_allow_rule_no_deny_covers_restricts_calls_to_the_allow_list(
+    client, seed, admin, db_url
+) -> None:  # type: ignore[no-untyped-def]
+    plan = seed.plan([("1", "0.60"), ("44", "0.60"), ("51", "0.60"), ("0051", "0.60")])
+    seed.account("100001", balance="1000", plan=plan)  # 36.00 reserved a call
+    _patch(client, f"/v1/rate-plans/{plan}/controls", admin, deny=["51900"])
+    # domestic (51) and Peru dialled internationally (0051) only
+    _patch(client, "/v1/accounts/100001/controls", admin, allow=["51", "0051"])
+    numbers = ("51987654321", "0051987654321", "51900123", "447700900123", "12125550100")
+    decided = {n: _auth(client, n)["reason"] for n in numbers}
+    assert decided == {
+        "51987654321": "authorized", "0051987654321": "authorized",
+        "51900123": "destination_denied",  # the plan's deny 51900 is longer than allow 51
+        "447700900123": "destination_denied", "12125550100": "destination_denied",
+    }  # fmt: skip
+    details = [a["after"]["rule"] for a in audits(db_url, "fraud.destination_denied")]
+    assert details == ["deny 51900 (plan)", "no allow rule matches", "no allow rule matches"]
+    # a plan's restriction applies to its accounts too
+    _patch(client, "/v1/accounts/100001/controls", admin, allow=[])
+    _patch(client, f"/v1/rate-plans/{plan}/controls", admin, allow=["44"])
+    assert _auth(client, "447700900123")["reason"] == "authorized"
+    assert _auth(client, "51987654321")["reason"] == "destination_denied"
 
 
 def test_a_denied_destination_is_refused_audited_alerted_and_webhooked(  # type: ignore[no-untyped-def]
