@@ -80,10 +80,11 @@ def set_account_limits(
     names = [n for n in ACCOUNT_LIMITS if n in changes]
     if not names:
         return
+    # recent_calls stays: it holds every call authorized in the last minute whatever the
+    # limit was (at most the old limit could be), so a new limit counts them exactly
     assignments = ", ".join(f"{n} = %s" for n in names)
-    # a new per-minute limit starts from an empty window; no limit keeps no window
     conn.execute(
-        f"UPDATE accounts SET {assignments}, recent_calls = NULL, updated_at = now() WHERE id = %s",
+        f"UPDATE accounts SET {assignments}, updated_at = now() WHERE id = %s",
         [*(changes[n] for n in names), account_id],
     )
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from click.testing import CliRunner
 from conftest import Seed
 from fraud_helpers import alerts, audits, outbox, reset_settings
 from test_cucm_api import (
@@ -22,6 +23,7 @@ from test_cucm_api import (
 from test_cucm_api import cucm_client as cucm_client  # a fixture, re-exported
 from unit.cucm.cucm_rows import SIETE_CDR_NAME, answered_row, fac_chain, siete
 
+from sidecar.cli.main import cli
 from sidecar.rating import call_cost
 
 CALLED = "0051987654321"
@@ -33,7 +35,7 @@ def cucm(cucm_client):  # type: ignore[no-untyped-def]
 
 
 def test_internal_devices_are_not_billed_by_default_and_gateways_are(
-    cucm, seed: Seed, db_url: str
+    cucm, seed: Seed, db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     table = siete()
     talk = answered_row(table)
@@ -55,6 +57,14 @@ def test_internal_devices_are_not_billed_by_default_and_gateways_are(
         )
     expected = call_cost(_rate(seed, plan), int(table.value(talk, "duration")))
     assert Decimal(seed.balance(caller)["balance"]) == Decimal("5.00") - expected
+    # what an operator runs to see the devices stored calls went to, and which are billed
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    listed = CliRunner().invoke(cli, ["cucm", "devices"])
+    assert listed.exit_code == 0, listed.output
+    assert sorted(listed.output.splitlines()[2:]) == sorted(
+        f"{'yes' if status == 'charged' else 'no'}\t1\t{device}"
+        for device, status in devices.items()
+    )
 
 
 def test_an_unknown_code_is_flagged_and_alerted_never_charged_by_its_name(

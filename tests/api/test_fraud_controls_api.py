@@ -275,9 +275,14 @@ def test_calls_per_minute_is_a_sliding_window(client, seed, admin, db_url) -> No
     assert [_auth(client, "51987654321")["reason"] for _ in range(2)] == [
         "authorized", "calls_per_minute",
     ]  # fmt: skip
+    # a new limit counts the calls already authorized in the window
+    _patch(client, "/v1/accounts/100001/controls", admin, max_calls_per_minute=2)
+    assert _auth(client, "51987654321")["reason"] == "calls_per_minute"
     # re-authorizing a call already authorized is not another call
-    uuid = new_uuid()
     _patch(client, "/v1/accounts/100001/controls", admin, max_calls_per_minute=1)
+    execute(db_url, "UPDATE accounts SET recent_calls ="
+            " ARRAY(SELECT t - interval '61 s' FROM unnest(recent_calls) t)")  # fmt: skip
+    uuid = new_uuid()
     assert _auth(client, "51987654321", uuid=uuid)["reason"] == "authorized"
     assert _auth(client, "51987654321", uuid=uuid)["reason"] == "authorized"
     assert _auth(client, "51987654321")["reason"] == "calls_per_minute"
