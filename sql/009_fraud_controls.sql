@@ -193,8 +193,8 @@ END $$;
 CREATE FUNCTION apolo_check_spend_spike(p_account_id bigint) RETURNS bigint
 LANGUAGE plpgsql AS $$
 DECLARE
-    cfg          fraud_settings%ROWTYPE;
     v_factor     numeric;
+    v_min_spend  numeric;
     v_created    timestamptz;
     v_slot       timestamptz := apolo_slot(now());
     v_hour_start timestamptz := apolo_slot(now()) - interval '45 minutes';
@@ -205,15 +205,13 @@ DECLARE
     v_open       fraud_alerts%ROWTYPE;
     v_detail     jsonb;
 BEGIN
-    SELECT * INTO cfg FROM fraud_settings;
-    SELECT coalesce(a.spend_spike_factor, cfg.spike_factor), a.created_at
-      INTO v_factor, v_created FROM accounts a WHERE a.id = p_account_id;
-    IF v_factor IS NULL OR v_factor = 0 THEN
-        RETURN NULL;
-    END IF;
-    SELECT coalesce(sum(s.spent), 0) INTO v_last_hour FROM account_spend s
-     WHERE s.account_id = p_account_id AND s.slot >= v_hour_start;
-    IF v_last_hour <= 0 OR v_last_hour < cfg.spike_min_spend THEN
+    -- one query for what most charges need: the factor, and whether the hour could be one
+    SELECT coalesce(a.spend_spike_factor, f.spike_factor), f.spike_min_spend, a.created_at,
+           (SELECT coalesce(sum(s.spent), 0) FROM account_spend s
+             WHERE s.account_id = a.id AND s.slot >= v_hour_start)
+      INTO v_factor, v_min_spend, v_created, v_last_hour
+      FROM accounts a, fraud_settings f WHERE a.id = p_account_id;
+    IF v_factor IS NULL OR v_factor = 0 OR v_last_hour <= 0 OR v_last_hour < v_min_spend THEN
         RETURN NULL;
     END IF;
     SELECT * INTO v_cached FROM account_spend s
@@ -236,7 +234,7 @@ BEGIN
     v_detail := jsonb_build_object(
         'last_hour', v_last_hour::text, 'hourly_average', v_average::text,
         'factor', v_factor::text, 'hours_averaged', v_hours,
-        'min_spend', cfg.spike_min_spend::text, 'since', apolo_rfc3339(v_hour_start));
+        'min_spend', v_min_spend::text, 'since', apolo_rfc3339(v_hour_start));
     SELECT * INTO v_open FROM fraud_alerts f
      WHERE f.account_id = p_account_id AND f.control = 'spend_spike' AND f.subject = ''
      ORDER BY f.id DESC LIMIT 1;
@@ -295,36 +293,38 @@ $$;
 
 -- ------------------------------------------------------------------ enforcement
 
--- The digits' prefixes: '5199' -> {5, 51, 519, 5199}.
-CREATE FUNCTION apolo_prefixes(p_digits text) RETURNS text[]
-LANGUAGE sql IMMUTABLE AS $$
-    SELECT ARRAY(SELECT left(p_digits, n) FROM generate_series(1, length(p_digits)) n)
-$$;
-
--- The destination rule that decides a call of account ``a`` to ``p_number`` (digits):
--- (verdict, prefix, level), or verdict 'not_allowed' when no rule matches but the account
--- or its plan restricts calls to its allow rules; no row when the call is allowed.
+-- The destination rule that decides a call of account ``p_account_id`` (on plan
+-- ``p_plan_id``) to ``p_number`` (digits): (verdict, prefix, level), or verdict
+-- 'not_allowed' when no rule matches but the account or its plan restricts calls to its
+-- allow rules; no row when the call is allowed.
 -- An allow rule is an exception when a deny rule (of the account or the plan) has the same
 -- or a shorter prefix (allow 0051 under deny 00; an account's allow 1900 over its plan's
 -- deny 1900), and a restriction otherwise (allow 51 alone: only 51... may be called).
-CREATE FUNCTION apolo_destination_rule(a accounts, p_number text)
+CREATE FUNCTION apolo_destination_rule(p_account_id bigint, p_plan_id bigint, p_number text)
 RETURNS TABLE (verdict text, prefix text, level text)
 LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    v_prefixes text[];
 BEGIN
+    IF NOT EXISTS (SELECT 1 FROM destination_rules r
+                    WHERE r.account_id = p_account_id OR r.plan_id = p_plan_id) THEN
+        RETURN;  -- the usual case, one index probe: no rules at all
+    END IF;
+    v_prefixes := ARRAY(SELECT left(p_number, n) FROM generate_series(1, length(p_number)) n);
     RETURN QUERY
     SELECT r.verdict, r.prefix, CASE WHEN r.account_id IS NULL THEN 'plan' ELSE 'account' END
       FROM destination_rules r
-     WHERE (r.account_id = a.id OR r.plan_id = a.plan_id)
-       AND r.prefix = ANY (apolo_prefixes(p_number))
+     WHERE (r.account_id = p_account_id OR r.plan_id = p_plan_id)
+       AND r.prefix = ANY (v_prefixes)
      ORDER BY length(r.prefix) DESC, (r.account_id IS NOT NULL) DESC
      LIMIT 1;
     IF NOT FOUND AND EXISTS (
         SELECT 1 FROM destination_rules r
-         WHERE (r.account_id = a.id OR r.plan_id = a.plan_id) AND r.verdict = 'allow'
+         WHERE (r.account_id = p_account_id OR r.plan_id = p_plan_id) AND r.verdict = 'allow'
            AND NOT EXISTS (
                SELECT 1 FROM destination_rules d
-                WHERE (d.account_id = a.id OR d.plan_id = a.plan_id) AND d.verdict = 'deny'
-                  AND d.prefix = ANY (apolo_prefixes(r.prefix)))
+                WHERE (d.account_id = p_account_id OR d.plan_id = p_plan_id)
+                  AND d.verdict = 'deny' AND starts_with(r.prefix, d.prefix))
     ) THEN
         RETURN QUERY SELECT 'not_allowed'::text, NULL::text, NULL::text;
     END IF;
@@ -387,7 +387,7 @@ BEGIN
         RETURN;
     END IF;
 
-    SELECT * INTO v_rule FROM apolo_destination_rule(a, coalesce(p_callee, ''));
+    SELECT * INTO v_rule FROM apolo_destination_rule(a.id, a.plan_id, coalesce(p_callee, ''));
     IF FOUND AND v_rule.verdict <> 'allow' THEN
         PERFORM apolo_fraud_event('destination_denied', a.id, '', jsonb_build_object(
             'call_uuid', p_call_uuid, 'caller', p_caller, 'callee', p_callee,
