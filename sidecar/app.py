@@ -58,6 +58,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
         authorize,
         calls,
         cdrs,
+        controls,
         cucm,
         fac,
         freeswitch_cdr,
@@ -73,7 +74,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
 
     for module in (
         health, authorize, accounts, cdrs, calls, freeswitch_cdr, freeswitch_dialplan, cucm, fac,
-        session, openapi, rates, reports, metrics, trunks,
+        session, openapi, rates, reports, metrics, trunks, controls,
     ):  # fmt: skip
         app.register_blueprint(module.bp)
 

@@ -99,6 +99,7 @@ def clean(db_url: str, redis_url: str) -> None:
     """Empty every data table and the test Redis database (ids keep growing, never reused)."""
     with psycopg.connect(db_url, autocommit=True) as conn:
         conn.execute(f"TRUNCATE {DATA_TABLES} CASCADE")
+        conn.execute("DELETE FROM fraud_settings; INSERT INTO fraud_settings DEFAULT VALUES")
     redis_lib.Redis.from_url(redis_url).flushdb()
 
 

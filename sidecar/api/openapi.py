@@ -14,6 +14,7 @@ from typing import Any
 from flask import Blueprint, Flask, current_app, jsonify
 from werkzeug.routing import Rule
 
+from sidecar.api.controls import OPERATIONS as CONTROL_OPERATIONS
 from sidecar.auth import FREESWITCH_PREFIX, require
 from sidecar.freeswitch.caller_facts import IDENTITY_VARIABLES
 
@@ -410,6 +411,7 @@ OPERATIONS: dict[tuple[str, str], Json] = {
         "response": _ref("Trunk"),
     },
     ("/v1/trunks/{name}", "delete"): {"summary": "Delete a trunk (audited)"},
+    **CONTROL_OPERATIONS,
 }
 _TRUNK: Json = {
     "type": "object",

@@ -13,7 +13,9 @@ import click
 from sidecar.cli.accounts_cmd import accounts
 from sidecar.cli.cdr_cmd import cdr
 from sidecar.cli.control_cmd import control
+from sidecar.cli.controls_cmd import controls
 from sidecar.cli.cucm_cmd import cucm
+from sidecar.cli.cucm_devices_cmd import devices as cucm_devices
 from sidecar.cli.demo_cmd import demo
 from sidecar.cli.rates_cmd import rates
 from sidecar.cli.reports_cmd import alerts, import_legacy, rerate
@@ -121,4 +123,6 @@ cli.add_command(trunks)
 cli.add_command(users)
 cli.add_command(rerate)
 cli.add_command(alerts)
+cli.add_command(controls)
+cucm.add_command(cucm_devices)
 rates.add_command(import_legacy)

@@ -145,7 +145,7 @@ def rerate_apply(start: str, end: str, plan: str | None, account: str | None) ->
 
 @click.group("alerts")
 def alerts() -> None:
-    """Low-balance alert webhooks."""
+    """Alert webhooks: low-balance and fraud-control alerts (one outbox)."""
 
 
 @alerts.command("deliver")

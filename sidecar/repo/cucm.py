@@ -128,3 +128,13 @@ def row_of_cdr(conn: psycopg.Connection[Any], pkid: str) -> dict[str, Any] | Non
         " WHERE pkid = %s::uuid",
         (pkid,),
     ).fetchone()
+
+
+def destination_devices(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
+    """destDeviceName of every stored end-of-call record, with its count and last call."""
+    return conn.execute(
+        "SELECT coalesce(k.row->>'destDeviceName', '') AS device, count(*) AS calls,"
+        " max(c.start_at) AS last_call"
+        " FROM cucm_cdrs k JOIN cdrs c ON c.id = k.cdr_id"
+        " WHERE k.row->>'cdrRecordType' = '1' GROUP BY 1 ORDER BY 2 DESC, 1"
+    ).fetchall()

@@ -72,17 +72,15 @@ def delete(conn: psycopg.Connection[Any], fac_id: int) -> bool:
 def account_for(
     conn: psycopg.Connection[Any], code_hmac: str | None, description: str | None
 ) -> dict[str, Any] | None:
-    """The account of a FAC: by code HMAC, else by FAC name (CUCM's authCodeDescription)."""
+    """The account of a FAC: by the code's HMAC when the row carries a code, and only then;
+    by FAC name (CUCM's authCodeDescription) only for a row that carries no code value
+    (CUCM's "display FAC in CDR" off). An unknown code is never looked up by its name."""
     select = (
         "SELECT a.id, a.number, a.plan_id, a.type, a.status, f.id AS fac_id, f.name AS fac_name"
         " FROM fac_codes f JOIN accounts a ON a.id = f.account_id WHERE "
     )
     if code_hmac:
-        row: dict[str, Any] | None = conn.execute(
-            select + "f.code_hmac = %s", (code_hmac,)
-        ).fetchone()
-        if row is not None:
-            return row
+        return conn.execute(select + "f.code_hmac = %s", (code_hmac,)).fetchone()
     if description:
         return conn.execute(select + "f.name = %s", (description,)).fetchone()
     return None

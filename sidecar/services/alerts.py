@@ -4,6 +4,8 @@
 balance crosses the account's ``low_balance_threshold`` downward (before >= threshold >
 after) it records an alert and queues a webhook in the outbox, in that same transaction,
 so an alert exists exactly when the charge committed. Nothing leaves the process there.
+Fraud-control alerts (events ``fraud.<control>``) are queued in the same outbox by SQL
+(``apolo_fraud_alert_open`` in sql/009_fraud_controls.sql) and delivered the same way.
 
 :func:`deliver_due` (run by ``apolo alerts deliver``, woken by the outbox NOTIFY that
 PostgreSQL sends at commit, and polling besides) POSTs the due webhooks to

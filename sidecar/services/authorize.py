@@ -28,6 +28,11 @@ REASONS = (
     "insufficient_balance",
     "concurrent_limit",
     "call_cost_cap",
+    "duplicate_call",
+    # fraud controls, decided inside apolo_reserve() (sql/009_fraud_controls.sql)
+    "destination_denied",
+    "calls_per_minute",
+    "daily_spend_limit",
 )
 
 

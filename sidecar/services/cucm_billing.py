@@ -1,5 +1,9 @@
 """Billing of one CUCM CDR row: account (FAC, else ANI), rate, charge, low-balance flag.
 
+A row with a Forced Authorization Code is charged to that code's account only; an
+unregistered code is flagged (``unrated``, ``fac_unknown``) and alerted (``unknown_fac``),
+never charged by its authCodeDescription nor by the caller.
+
 CUCM calls are rated after the fact: nothing was reserved, so the charge is taken whatever
 the balance and may take a prepaid account negative. That is flagged in the CDR's
 billing_note, and an ``account.low_balance`` audit entry is raised when the charge takes
@@ -15,13 +19,14 @@ from typing import Any
 import psycopg
 
 from sidecar.cucm.billing import Fac, billable, rated_number
-from sidecar.cucm.fac_code import code_hmac, last_digits
+from sidecar.cucm.fac_code import code_hmac, masked
 from sidecar.cucm.records import CdrRecord
 from sidecar.rating import Rate, billed_seconds, call_cost
 from sidecar.repo import accounts as accounts_repo
 from sidecar.repo import audit
 from sidecar.repo import cdrs as cdrs_repo
 from sidecar.repo import fac as fac_repo
+from sidecar.repo import fraud as fraud_repo
 from sidecar.services.alerts import check_low_balance
 from sidecar.services.cucm_settings import CucmSettings
 from sidecar.services.rate_catalog import RateCatalog
@@ -48,20 +53,60 @@ def fac_hmac_of(fac: Fac | None, settings: CucmSettings) -> str | None:
     return code_hmac(settings.fac_key_bytes(), fac.code) if fac.code else None
 
 
-def _account(
+@dataclass(frozen=True)
+class Payer:
+    account: dict[str, Any] | None
+    notes: list[str]
+    unknown_fac: bool = False  # the row used a FAC no registered code (or name) matches
+
+
+def _fac_shown(fac: Fac) -> str:
+    if fac.code:
+        return masked(fac.code)
+    return repr(fac.description) if fac.description else "(code only, carried over)"
+
+
+def _payer(
     conn: psycopg.Connection[Any], record: CdrRecord, fac: Fac | None, fac_hmac: str | None
-) -> tuple[dict[str, Any] | None, list[str]]:
-    notes: list[str] = []
-    if fac is not None:
-        found = fac_repo.account_for(conn, fac_hmac, fac.description)
-        if found is not None:
-            carried = "" if fac.from_pkid == record.pkid else f" carried over from {fac.from_pkid}"
-            notes.append(f"FAC {found['fac_name']!r}{carried}")
-            return found, notes
-        shown = f"…{last_digits(fac.code)}" if fac.code else repr(fac.description)
-        notes.append(f"FAC {shown} is not registered; account looked up by the caller")
-    found = accounts_repo.find_for_call(conn, None, record.calling) if record.calling else None
-    return found, notes
+) -> Payer:
+    """A FAC call is charged to its code's account, never to anyone else: an unknown code is
+    flagged (not charged, alerted), not charged by the caller or by authCodeDescription.
+    The FAC name is used only when the row carries no code at all."""
+    if fac is None:
+        found = accounts_repo.find_for_call(conn, None, record.calling) if record.calling else None
+        return Payer(found, [])
+    found = fac_repo.account_for(conn, fac_hmac, fac.description)
+    if found is None:
+        return Payer(None, [f"FAC {_fac_shown(fac)} is not registered: not charged, alerted"
+                            " (register it with `apolo cucm fac create`)"], True)  # fmt: skip
+    carried = "" if fac.from_pkid == record.pkid else f" carried over from {fac.from_pkid}"
+    how = "" if fac_hmac else " by name (the row carries no code)"
+    return Payer(found, [f"FAC {found['fac_name']!r}{how}{carried}"])
+
+
+def _alert_unknown_fac(
+    conn: psycopg.Connection[Any], record: CdrRecord, fac: Fac, fac_hmac: str | None, cdr_id: int
+) -> None:
+    subject = fac_hmac or f"name:{fac.description}"
+    shown = masked(fac.code) if fac.code else None
+    fraud_repo.raise_event(
+        conn,
+        "unknown_fac",
+        account_id=None,
+        subject=subject,
+        target=f"fac:{shown or fac.description or subject[:12]}",
+        actor=ACTOR,
+        detail={
+            "pkid": record.pkid,
+            "cdr_id": cdr_id,
+            "fac": shown,
+            "description": fac.description or None,
+            "calling": record.calling,
+            "called": record.final_called,
+            "dest_device": record.dest_device,
+            "duration": record.duration,
+        },
+    )
 
 
 def bill_row(
@@ -79,14 +124,17 @@ def bill_row(
     rate: Rate | None = None
     cost = ZERO
     notes: list[str] = []
+    unknown_fac = False
     if not ok:
         status = "not_billed"
         notes.append(why_not)
     else:
-        account, notes = _account(conn, record, fac, fac_hmac)
+        payer = _payer(conn, record, fac, fac_hmac)
+        account, notes, unknown_fac = payer.account, payer.notes, payer.unknown_fac
         if account is None:
             status = "unrated"
-            notes.append("no account matches the FAC or the calling number")
+            if not unknown_fac:
+                notes.append("no account matches the calling number")
         elif not record.answered:
             status = "unanswered"
         else:
@@ -146,12 +194,14 @@ def bill_row(
             "cost": cost if status == "charged" else None,
             "billing_status": status,
             "billing_note": "; ".join(n for n in notes if n) or None,
-            "apolo_vars": extra_vars,
+            "apolo_vars": {**extra_vars, "fac_unknown": True} if unknown_fac else extra_vars,
         },
     )
     number = None if account is None else str(account["number"])
     if cdr_id is None:
         return RowOutcome(None, status, ZERO, number, fac_hmac)
+    if unknown_fac and fac is not None:
+        _alert_unknown_fac(conn, record, fac, fac_hmac, cdr_id)
     if balance_before is not None and account is not None:
         after = accounts_repo.move_balance(
             conn,

@@ -2,10 +2,17 @@
 live here). Every variable has a documented default except the FAC key, which has none.
 
 APOLO_CUCM_BILLABLE_DEVICES  regex searched in destDeviceName; a matching end-of-call
-    record is billed. Default ``DEFAULT_BILLABLE_DEVICES``: MGCP/analog gateway endpoints
-    (``S0/SU0/DS1-0@gw``, ``AALN/…``, ``BRI/…``) and devices named like a trunk or
-    gateway (``trunk``, ``gw``, ``gateway``, ``pstn``, ``sbc``, ``cube``, any case).
-    Phones (``SEP…``) and other internal devices are stored as not billed.
+    record is billed, any other is stored as not billed. Default ``DEFAULT_BILLABLE_DEVICES``:
+    the names CUCM itself gives the endpoints of its MGCP digital gateways, the PSTN side of
+    a site: T1/E1 spans ``S<slot>/SU<subunit>/DS1-<port>@<gateway>`` (and the older
+    ``S<slot>/DS1-<port>@``) and ISDN BRI ports ``BRI/S<slot>/SU<subunit>/<port>@<gateway>``.
+    Nothing an administrator names is matched, because no name chosen by a person says
+    "PSTN" reliably: Jabber clients (``CSF``, ``TCT``, ``BOT``, ``TAB`` + user id, so
+    ``CSFGWALKER`` contains "gw"), phones (``SEP`` + MAC), voicemail trunks and ports
+    (``Unity-VM-Trunk``), conference bridges, and analog ``AALN/`` ports, which are FXS
+    lines to phones and faxes as often as FXO lines to the PSTN. A site whose PSTN is a SIP
+    trunk, an H.323 gateway or an FXO port names those devices itself and sets the pattern
+    to them (``apolo cucm devices`` lists the destination devices seen; README, Cisco CUCM).
 APOLO_CUCM_MAX_FILE_BYTES  largest CDR/CMR file accepted by POST /cucm/cdr (default
     20000000; CUCM files are bigger than a FreeSWITCH CDR, so APOLO_MAX_DOCUMENT_BYTES does
     not apply to them). A bigger file is refused with 413 and moves to failed/.
@@ -25,7 +32,7 @@ from functools import lru_cache
 from sidecar.cucm.fac_code import check_key
 
 DEFAULT_MAX_FILE_BYTES = 20_000_000
-DEFAULT_BILLABLE_DEVICES = r"(?i)^(S\d+/SU\d+/|AALN/|BRI/)|trunk|gw|gateway|pstn|sbc|cube"
+DEFAULT_BILLABLE_DEVICES = r"^(?:S\d+/(?:SU\d+/)?DS1-\d+|BRI/S\d+/SU\d+/\d+)(?:[@/]|$)"
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,9 @@ def test_control_process_connects_and_stops(db_url: str, redis_url: str) -> None
             "auth ClueCon",
             "event plain CHANNEL_ANSWER CHANNEL_HANGUP_COMPLETE HEARTBEAT",
         ]
+        # the worker asks for the live channels right after subscribing, not before
+        while "api show channels as json" not in peer.commands and time.monotonic() < deadline:
+            time.sleep(0.05)
         assert "api show channels as json" in peer.commands
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=15) == 0

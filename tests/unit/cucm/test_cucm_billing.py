@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from unit.cucm.cucm_rows import answered_row, damhau, fac_chain, siete
+from unit.cucm.cucm_rows import DAMHAU_CMR, answered_row, damhau, fac_chain, read_table, siete
 
 from sidecar.cucm.billing import Fac, billable, carry_over_facs, chain_keys, rated_number
 from sidecar.cucm.fac_code import code_hmac, last_digits, masked, valid_code
@@ -15,11 +15,25 @@ from sidecar.services.cucm_settings import DEFAULT_BILLABLE_DEVICES, load_cucm_s
 GATEWAY = "S0/SU0/DS1-0@gw-lima"
 
 
-def _records(table, rows):  # type: ignore[no-untyped-def]
-    return cdr_records(parse_flat_file(table.to_bytes(rows), "cdr"))
+def _records(table, rows, quoted=True):  # type: ignore[no-untyped-def]
+    return cdr_records(parse_flat_file(table.to_bytes(rows, quoted=quoted), "cdr"))
 
 
-def test_default_billable_devices_take_gateways_and_trunks_not_phones() -> None:
+# destDeviceName values CUCM writes for devices it names itself: MGCP T1/E1 spans and
+# BRI ports (the damhau CMR file names two real spans, ``S0/SU0/DS1-0/30`` style)
+CUCM_GATEWAY_ENDPOINTS = (GATEWAY, "S0/SU1/DS1-1@gw-cusco.example.com", "S1/DS1-0@vg200",
+                          "BRI/S0/SU0/1@br-lima")  # fmt: skip
+# internal devices: phones, Jabber (CSF desktop, TCT iPhone, BOT Android, TAB tablet + user
+# id), voicemail trunk and ports, media resources, analog FXS ports, and names an
+# administrator chose (they may well be PSTN trunks, but only the site can say so)
+INTERNAL_OR_SITE_NAMED = (
+    "SEP0011223344AA", "CSFGWALKER", "TCTPSBCOOPER", "BOTJDOE", "TABJDOE", "Unity-VM-Trunk",
+    "CiscoUM1-VI1", "CFB_2", "MTP_2", "AALN/S1/SU0/0@vg", "SIP-Trunk-PSTN", "CUBE_Lima",
+    "Lima-GW", "",
+)  # fmt: skip
+
+
+def test_default_billable_devices_are_cucm_gateway_endpoints_and_nothing_internal() -> None:
     pattern = load_cucm_settings({}).billable_devices
     assert pattern.pattern == DEFAULT_BILLABLE_DEVICES
     table = siete()
@@ -27,12 +41,37 @@ def test_default_billable_devices_take_gateways_and_trunks_not_phones() -> None:
     phone_to_phone = _records(table, [row])[0]
     ok, why = billable(phone_to_phone, pattern)
     assert not ok and table.value(row, "destDeviceName") in why
-    for device in (GATEWAY, "AALN/S1/SU0/0@vg", "SIP-Trunk-PSTN", "CUBE_Lima", "Lima-GW"):
+    cmr = read_table(DAMHAU_CMR)
+    spans = {cmr.value(r, "deviceName") for r in cmr.rows} - {"SEP1234567890"}
+    assert spans == {"S0/SU0/DS1-0/30", "S0/SU0/DS1-1/30", "S0/SU0/DS1-1/31"}
+    for device in (*CUCM_GATEWAY_ENDPOINTS, *sorted(spans)):
         record = _records(table, [table.fresh(row, destDeviceName=device)])[0]
         assert billable(record, pattern) == (True, ""), device
-    for device in ("SEP0011223344", "CSFjdoe", ""):
+    for device in INTERNAL_OR_SITE_NAMED:
         record = _records(table, [table.fresh(row, destDeviceName=device)])[0]
-        assert billable(record, pattern)[0] is False
+        ok, why = billable(record, pattern)
+        assert not ok and ("not a billable device" in why or "no destDeviceName" in why), device
+    # every end-of-call row of both real CDR files goes to a phone: none billed by default
+    for fixture in (siete(), damhau()):
+        assert not any(billable(r, pattern)[0] for r in _records(fixture, fixture.rows))
+
+
+def test_a_site_bills_its_own_trunks_by_setting_the_pattern() -> None:
+    site = r"^(?:S\d+/(?:SU\d+/)?DS1-\d+|BRI/)|^(?:SIP-Trunk-PSTN|CUBE_Lima)$|^AALN/S0/SU1/"
+    pattern = load_cucm_settings({"APOLO_CUCM_BILLABLE_DEVICES": site}).billable_devices
+    table = damhau()
+    row = answered_row(table)
+    decided = {
+        device: billable(_records(table, [table.fresh(row, destDeviceName=device)],
+                                  quoted=False)[0], pattern)[0]
+        for device in ("SIP-Trunk-PSTN", "CUBE_Lima", "AALN/S0/SU1/0@gw", GATEWAY,
+                       "Unity-VM-Trunk", "AALN/S1/SU0/0@vg", "CSFGWALKER", "SIP-Trunk-PSTN-2")
+    }  # fmt: skip
+    assert decided == {
+        "SIP-Trunk-PSTN": True, "CUBE_Lima": True, "AALN/S0/SU1/0@gw": True, GATEWAY: True,
+        "Unity-VM-Trunk": False, "AALN/S1/SU0/0@vg": False, "CSFGWALKER": False,
+        "SIP-Trunk-PSTN-2": False,
+    }  # fmt: skip
 
 
 def test_billable_devices_come_from_the_environment() -> None:
