@@ -9,7 +9,7 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
-from conftest import FS_AUTH
+from conftest import FS_AUTH, call_body
 from fraud_helpers import (
     alerts,
     audits,
@@ -29,8 +29,8 @@ def admin(seed, db_url):  # type: ignore[no-untyped-def]
 
 
 def _auth(client, callee: str, caller: str = "100001", uuid: str | None = None):  # type: ignore[no-untyped-def]
-    body = {"uuid": uuid or new_uuid(), "caller": caller, "callee": callee}
-    resp = client.post("/v1/authorize", json=body, auth=FS_AUTH)
+    resp = client.post("/v1/authorize", json=call_body(uuid or new_uuid(), caller, callee),
+                       auth=FS_AUTH)  # fmt: skip
     assert resp.status_code == 200, resp.get_json()
     return resp.get_json()
 
@@ -249,6 +249,7 @@ def test_the_xml_curl_route_refuses_a_denied_destination(client, seed, admin, db
         "Unique-ID": new_uuid(), "Caller-Caller-ID-Number": "100001",
         "Caller-Destination-Number": "51900123456", "Hunt-Destination-Number": "51900123456",
         "Caller-Username": "100001", "variable_accountcode": "100001",
+        "variable_sip_authorized": "true",
     }  # fmt: skip
     resp = client.post("/freeswitch/dialplan", data=form, auth=FS_AUTH)
     assert resp.status_code == 200

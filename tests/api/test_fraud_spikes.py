@@ -7,7 +7,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from conftest import FS_AUTH
+from conftest import FS_AUTH, TEST_PBX, call_body
 from fraud_helpers import (
     alerts,
     audits,
@@ -38,11 +38,12 @@ def history(seed, db_url):  # type: ignore[no-untyped-def]
 def _call(client, minutes: int, number: str = "100001") -> dict:  # type: ignore[no-untyped-def, type-arg]
     """An authorized call of ``minutes`` minutes, its CDR posted: charged 0.60 a minute."""
     uuid = new_uuid()
-    auth = client.post("/v1/authorize", json={"uuid": uuid, "caller": number,
-                       "callee": "51987654321"}, auth=FS_AUTH).get_json()  # fmt: skip
+    auth = client.post(
+        "/v1/authorize", json=call_body(uuid, number, "51987654321"), auth=FS_AUTH
+    ).get_json()
     assert auth["authorized"], auth
     answer_us = int(time.time() * 1e6) - minutes * 60_000_000
-    cdr = build_cdr(uuid, number, "51987654321", answer_us, minutes * 60_000_000)
+    cdr = build_cdr(uuid, number, "51987654321", answer_us, minutes * 60_000_000, TEST_PBX)
     resp = client.post(f"/freeswitch/cdr?uuid=a_{uuid}", data=cdr, content_type="text/xml",
                        auth=FS_AUTH)  # fmt: skip
     assert resp.status_code == 200, resp.get_data(as_text=True)

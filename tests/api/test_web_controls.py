@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import FS_AUTH
+from conftest import FS_AUTH, call_body
 from fraud_helpers import audits, new_uuid, query, reset_settings
 from test_web_support import (
     ROLES,
@@ -117,7 +117,7 @@ def test_a_refused_call_shows_on_the_alerts_page(web, db_url) -> None:  # type: 
     _account_form(admin, deny="51900 premium")
     viewer = _session(web, "viewer")
     assert 'id="fraud-empty"' in viewer.get("/dashboard/alerts").get_data(as_text=True)
-    body = {"uuid": new_uuid(), "caller": "100001", "callee": "51900555"}
+    body = call_body(new_uuid(), "100001", "51900555")
     resp = web.test_client().post("/v1/authorize", json=body, auth=FS_AUTH)
     assert resp.get_json()["reason"] == "destination_denied"
     page = viewer.get("/dashboard/alerts").get_data(as_text=True)

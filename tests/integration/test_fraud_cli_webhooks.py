@@ -9,7 +9,7 @@ import time
 import psycopg
 import pytest
 from click.testing import CliRunner
-from conftest import FS_AUTH
+from conftest import FS_AUTH, call_body
 from fraud_helpers import alerts, audits, new_uuid, query, reset_settings
 from psycopg.rows import dict_row
 from test_alerts_webhook import SECRET, receiver, settings  # noqa: F401 - receiver: fixture
@@ -46,8 +46,7 @@ def test_each_fraud_alert_is_delivered_signed(client, seed, db_url, hooks) -> No
         c.execute("INSERT INTO destination_rules (account_id, verdict, prefix) SELECT id, 'deny',"
                   " '51900' FROM accounts WHERE number = '100001'")  # fmt: skip
     for callee in ("51900123", "51987654321", "51987654321", "51900999"):
-        client.post("/v1/authorize", json={"uuid": new_uuid(), "caller": "100001",
-                    "callee": callee}, auth=FS_AUTH)  # fmt: skip
+        client.post("/v1/authorize", json=call_body(new_uuid(), "100001", callee), auth=FS_AUTH)
     with psycopg.connect(db_url, row_factory=dict_row, autocommit=True) as conn:
         assert deliver_due(conn, settings(hooks)) == (2, 0)
         assert deliver_due(conn, settings(hooks)) == (0, 0)
@@ -119,8 +118,7 @@ def test_cli_plan_rules_settings_and_alerts(apolo, seed, db_url, client) -> None
     assert json.loads(apolo("controls", "plan", plan).output)["deny"][0]["prefix"] == "51900"
     assert apolo("controls", "settings", "--spike-factor", "8").exit_code == 0
     assert json.loads(apolo("controls", "settings").output)["spike_factor"] == "8.00"
-    client.post("/v1/authorize", json={"uuid": new_uuid(), "caller": "100001",
-                "callee": "51900111"}, auth=FS_AUTH)  # fmt: skip
+    client.post("/v1/authorize", json=call_body(new_uuid(), "100001", "51900111"), auth=FS_AUTH)
     listed = json.loads(apolo("controls", "alerts", "--account", "100001").output)
     assert [a["control"] for a in listed] == ["destination_denied"]
     assert listed[0]["detail"]["rule"] == "deny 51900 (plan)"

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import FS_AUTH, ROOT, SidecarProcess, start_sidecar
+from conftest import FS_AUTH, ROOT, SidecarProcess, call_body, start_sidecar
 from fraud_helpers import (
     alerts,
     audits,
@@ -68,8 +68,7 @@ def burst(pair: list[SidecarProcess], jobs: list[tuple[str, dict[str, Any]]]) ->
 
 
 def authorizations(number: str, callees: list[str]) -> list[tuple[str, dict[str, Any]]]:
-    return [("/v1/authorize", {"uuid": new_uuid(), "caller": number, "callee": c})
-            for c in callees]  # fmt: skip
+    return [("/v1/authorize", call_body(new_uuid(), number, c)) for c in callees]
 
 
 @pytest.fixture
