@@ -25,7 +25,7 @@ import psycopg
 import pytest
 import requests
 from click.testing import CliRunner
-from conftest import FS_AUTH, ROOT, Seed, SidecarProcess, start_sidecar
+from conftest import FS_AUTH, ROOT, TEST_PBX, Seed, SidecarProcess, call_body, start_sidecar
 from fixtures_path import FS_FIXTURES, read_http_capture
 from psycopg.rows import dict_row
 from unit.cucm.cucm_rows import SIETE_CDR_NAME, siete
@@ -181,7 +181,7 @@ def _basic() -> str:
 AUTHORIZE_NUL = [
     {"caller": NUMBER + "\x00"},
     {"callee": CALLEE + "\x00"},
-    {"account": NUMBER + "\x00"},
+    {"variables": {**TEST_PBX, "sip_h_X-Billing-Account": NUMBER + "\x00"}},
     {"uuid": str(uuidlib.uuid4()) + "\x00"},
     {"caller": "\ud800"},
     {"callee": "5" * 129},
@@ -194,7 +194,7 @@ def test_authorize_denies_unusable_text(ctx: dict[str, Any], case: int) -> None:
     """A denial, not a 4xx: the hook lets a call through on any non-200 when it fails open."""
     import json
 
-    body = {"uuid": str(uuidlib.uuid4()), "caller": NUMBER, "callee": CALLEE}
+    body = call_body(str(uuidlib.uuid4()), NUMBER, CALLEE)
     if case < len(AUTHORIZE_NUL):
         body.update(AUTHORIZE_NUL[case])
         raw = json.dumps(body).encode("utf-8", "surrogatepass")
@@ -216,7 +216,7 @@ def test_authorize_denies_unusable_text(ctx: dict[str, Any], case: int) -> None:
 def nul_cdr(call: str, account_variable: bool = True) -> bytes:
     """A CDR of a call answered 30 s ago, talked 20 s, whose accountcode holds a NUL."""
     answered = time.time_ns() // 1000 - 30_000_000
-    xml = build_cdr(call, NUMBER, CALLEE, answered, 20_000_000)
+    xml = build_cdr(call, NUMBER, CALLEE, answered, 20_000_000, TEST_PBX)
     return xml.replace(b"<variables>", b"<variables>\n    <accountcode>100001%00</accountcode>", 1)
 
 
@@ -232,7 +232,7 @@ def encoded(xml: bytes, encoding: str) -> tuple[str, bytes]:
 
 def _authorize(ctx: dict[str, Any], call: str) -> None:
     answer = requests.post(f"{ctx['url']}/v1/authorize", auth=FS_AUTH, timeout=10,
-                           json={"uuid": call, "caller": NUMBER, "callee": CALLEE})  # fmt: skip
+                           json=call_body(call, NUMBER, CALLEE))  # fmt: skip
     assert answer.json()["authorized"] is True, answer.text
 
 
