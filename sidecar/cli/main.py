@@ -84,6 +84,9 @@ def serve(bind: str, workers: int, threads: int, access_log: bool) -> None:
     argv = [sys.executable, "-m", "gunicorn", "--bind", bind, "--workers", str(workers)]
     argv += ["--worker-class", "gthread", "--threads", str(threads)]
     argv += ["--keep-alive", "75", "--graceful-timeout", "20"]
+    # gunicorn 27's control socket is one path per user (~/.gunicorn/gunicorn.ctl): every
+    # sidecar on the host would take it over from the one before; Apolo does not use it
+    argv += ["--no-control-socket"]
     if access_log:  # secrets a client put in a URL are redacted (sidecar/access_log.py)
         argv += ["--access-logfile", "-", "--logger-class", "sidecar.access_log.RedactingLogger"]
     argv.append("sidecar:create_app()")

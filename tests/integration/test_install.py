@@ -130,6 +130,8 @@ def test_upgrade_and_serve_from_the_wheel(installed: Path, db_url: str, redis_ur
         assert health is not None, proc.stdout.read().decode() if proc.stdout else ""
         assert health.status_code == 200, health.text
         assert health.json()["status"] == "ok"
+        # no per-user control socket that a second sidecar on the host would take over
+        assert not (installed.parent / ".gunicorn").exists()
     finally:
         proc.terminate()
         proc.wait(timeout=30)
