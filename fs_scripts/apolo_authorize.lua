@@ -358,9 +358,15 @@ local function var(name)
   return v
 end
 
+-- A 4xx is the sidecar answering that the request itself is wrong (credentials, a malformed
+-- call): a configuration error, never "the sidecar cannot answer", so it never fails open.
+local function may_fail_open(err)
+  return string.match(err, "^http_4%d%d$") == nil
+end
+
 local function sidecar_failed(cfg, req, err, how)
   set("apolo_error", err)
-  if cfg.fail_open then
+  if cfg.fail_open and may_fail_open(err) then
     log("warning", req.uuid .. ": sidecar unavailable (" .. err .. how .. "); fail-open, cut off"
       .. " after " .. int_str(cfg.fail_open_max_seconds) .. "s")
     set("apolo_result", "authorized")

@@ -384,9 +384,15 @@ def authorize_session(session: Any, args: str | None = "") -> None:
         session.hangup(cfg.reject_cause)
 
 
+def _may_fail_open(error: str) -> bool:
+    """A 4xx is the sidecar answering that the request itself is wrong (credentials, a
+    malformed call): a configuration error, never "the sidecar cannot answer"."""
+    return not (error.startswith("http_4") and len(error) == 8)
+
+
 def _sidecar_failed(session: Any, cfg: Settings, request: dict[str, Any], error: str) -> None:
     _set(session, "apolo_error", error)
-    if cfg.fail_open:
+    if cfg.fail_open and _may_fail_open(error):
         _log(
             "warning",
             f"{request['uuid']}: sidecar unavailable ({error}); fail-open, "

@@ -498,6 +498,20 @@ def test_fail_open_default_cap_when_unreachable(fs_module: FakeFreeswitchModule)
     assert session.hangups == []
 
 
+@pytest.mark.parametrize("status", [400, 401, 403, 413, 415])
+def test_a_4xx_fails_closed_even_when_fail_open(sidecar: FakeSidecar, status: int) -> None:
+    """Wrong credentials or a request the sidecar refuses is a configuration error, not an
+    outage: failing open on it would let every call through unbilled."""
+    configure(sidecar, fail_open=True)
+    sidecar.status, sidecar.raw = status, b'{"error": {}}'
+    session = call()
+    assert session.variables["apolo_error"] == f"http_{status}"
+    assert session.variables["apolo_result"] == "error"
+    assert session.variables["apolo_reason"] == "sidecar_unavailable"
+    assert session.hangups == ["CALL_REJECTED"]
+    assert "execute_on_answer" not in session.variables
+
+
 def test_fail_open_never_overrides_a_denial(sidecar: FakeSidecar) -> None:
     configure(sidecar, fail_open=True)
     sidecar.answer = {"authorized": False, "reason": "insufficient_balance"}

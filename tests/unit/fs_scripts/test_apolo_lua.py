@@ -233,6 +233,16 @@ def test_fail_open(lua: str, tmp_path: Path) -> None:
     assert run(lua, tmp_path, body=denied, env=env).hangups == ["CALL_REJECTED"]
 
 
+@pytest.mark.parametrize("status", [401, 403, 415])
+def test_a_4xx_fails_closed_even_when_fail_open(lua: str, tmp_path: Path, status: int) -> None:
+    env = {**ENV, "APOLO_FAIL_OPEN": "true"}
+    r = run(lua, tmp_path, canned=mod_curl_output(status, '{"error": {}}'), env=env)
+    assert r.variables["apolo_error"] == f"http_{status}"
+    assert r.variables["apolo_result"] == "error"
+    assert r.hangups == ["CALL_REJECTED"]
+    assert "execute_on_answer" not in r.variables
+
+
 def test_internal_error_fails_closed_even_when_fail_open(lua: str, tmp_path: Path) -> None:
     no_uuid = {k: v for k, v in VARS.items() if k != "uuid"}  # and get_uuid() gives nil: a bug
     env = {**ENV, "APOLO_FAIL_OPEN": "true"}
