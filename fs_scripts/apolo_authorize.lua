@@ -302,10 +302,12 @@ local function authorize(cfg)
     caller = var(VAR_CALLER) or "",
     callee = var(VAR_CALLEE) or "",
     account = override or var(VAR_ACCOUNT),
+    switch = var("switchname") or var("hostname"),
   }
   local body = "{\"uuid\":" .. json_string(req.uuid) .. ",\"caller\":" .. json_string(req.caller)
     .. ",\"callee\":" .. json_string(req.callee) .. ",\"account\":"
-    .. (req.account and json_string(req.account) or "null") .. "}"
+    .. (req.account and json_string(req.account) or "null") .. ",\"switch\":"
+    .. (req.switch and json_string(req.switch) or "null") .. "}"
   local status, result = post(cfg, body)
   local d, err
   if status == nil then err = result else d, err = decide(req, status, result) end

@@ -46,6 +46,9 @@ VAR_UUID = "uuid"
 VAR_CALLER = "caller_id_number"
 VAR_CALLEE = "destination_number"
 VAR_ACCOUNT = "accountcode"
+# the source whose number rules apply: the CDR's switchname (switch.conf.xml "switchname",
+# else the host name); a channel variable falls back to the global one of the same name
+VARS_SWITCH = ("switchname", "hostname")
 VAR_EXECUTE_ON_ANSWER = "execute_on_answer"
 
 AUTHORIZE_PATH = "/v1/authorize"
@@ -275,6 +278,7 @@ def authorize_session(session: Any, args: str | None = "") -> None:
             "caller": _var(session, VAR_CALLER) or "",
             "callee": _var(session, VAR_CALLEE) or "",
             "account": _parse_args(args).get("account") or _var(session, VAR_ACCOUNT),
+            "switch": _var(session, VARS_SWITCH[0]) or _var(session, VARS_SWITCH[1]),
         }
         try:
             decision = _decide(request, *client.post(json.dumps(request).encode()))

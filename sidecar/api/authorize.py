@@ -29,7 +29,12 @@ def parse_request(body: dict[str, object]) -> AuthorizeRequest:
     account = body.get("account")
     if account is not None and (not isinstance(account, str) or len(account) > 128):
         raise ApiError(400, "invalid_request", "account must be a string")
-    return AuthorizeRequest(account=(account or "").strip() or None, **values)
+    switch = body.get("switch")
+    if switch is not None and (not isinstance(switch, str) or len(switch) > 200):
+        raise ApiError(400, "invalid_request", "switch must be a string (the switch name)")
+    return AuthorizeRequest(
+        account=(account or "").strip() or None, switch=(switch or "").strip() or None, **values
+    )
 
 
 def run_authorization(req: AuthorizeRequest) -> AuthorizeResult:

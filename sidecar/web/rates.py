@@ -87,7 +87,7 @@ def import_rates() -> Any:
     conn = get_conn()
     rows = rates_csv.iter_rate_rows(text, datetime.now(UTC))
     rate_import.stage_rates(conn, _accepted(rows, errors))
-    duplicates, total = rate_import.staged_duplicates(conn, ERROR_LIMIT - len(errors.shown))
+    duplicates, total = rate_import.staged_errors(conn, name, ERROR_LIMIT - len(errors.shown))
     errors.extend(duplicates, total)
     if errors:
         listed = sorted(errors.shown, key=lambda e: e.line)

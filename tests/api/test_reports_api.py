@@ -68,9 +68,9 @@ def test_per_hour(api, seed) -> None:  # type: ignore[no-untyped-def]
     rows = {r["key"]: {k: v for k, v in r.items() if k not in ("key", "label")}
             for r in body["rows"]}  # fmt: skip
     assert rows == {
-        "2026-04-10T09:00:00Z": expected([c for c in CALLS if c[1] == 0]),
-        "2026-04-10T10:00:00Z": expected([c for c in CALLS if c[1] == 1]),
-        "2026-04-11T11:00:00Z": expected([c for c in CALLS if c[1] == 26]),
+        "2026-04-10T09:00:00.000000Z": expected([c for c in CALLS if c[1] == 0]),
+        "2026-04-10T10:00:00.000000Z": expected([c for c in CALLS if c[1] == 1]),
+        "2026-04-11T11:00:00.000000Z": expected([c for c in CALLS if c[1] == 26]),
     }
     totals = expected(CALLS)
     assert body["totals"] == totals
@@ -79,7 +79,7 @@ def test_per_hour(api, seed) -> None:  # type: ignore[no-untyped-def]
 def test_per_day_account_and_destination(api, seed) -> None:  # type: ignore[no-untyped-def]
     days = get(api, seed, f"/v1/reports/traffic?group=day&{RANGE}")["rows"]
     assert [(r["key"], r["calls"]) for r in days] == [
-        ("2026-04-10T00:00:00Z", 5), ("2026-04-11T00:00:00Z", 1),
+        ("2026-04-10T00:00:00.000000Z", 5), ("2026-04-11T00:00:00.000000Z", 1),
     ]  # fmt: skip
     accounts = get(api, seed, f"/v1/reports/traffic?group=account&{RANGE}")["rows"]
     for row in accounts:
