@@ -5,7 +5,28 @@ the same audited services; every page needs a logged-in user of the right role
 (:mod:`sidecar.web.guard`). Static files (CSS and one script) are public.
 """
 
-from sidecar.web import accounts, alerts, audit_log, cdrs, live, login, overview, rates
+from sidecar.web import (
+    accounts,
+    alerts,
+    audit_log,
+    cdrs,
+    live,
+    login,
+    overview,
+    rates,
+    rating_admin,
+)
 from sidecar.web.blueprint import bp
 
-__all__ = ["accounts", "alerts", "audit_log", "bp", "cdrs", "live", "login", "overview", "rates"]
+__all__ = [
+    "accounts",
+    "alerts",
+    "audit_log",
+    "bp",
+    "cdrs",
+    "live",
+    "login",
+    "overview",
+    "rates",
+    "rating_admin",
+]

@@ -118,3 +118,19 @@ def test_timings_refuse_empty_or_odd_windows() -> None:
         Timing(6, "x", MX, start=3600, end=3600)
     with pytest.raises(ValueError):
         Timing(6, "x", MX, weekdays=frozenset({0}))
+
+
+def test_zones_come_from_the_pinned_tzdata_package_without_a_system_database() -> None:
+    import zoneinfo
+
+    import tzdata
+
+    zone.cache_clear()
+    zoneinfo.reset_tzpath(to=[])  # as on a host without /usr/share/zoneinfo
+    try:
+        ny = zone("America/New_York")
+        assert ny.utcoffset(utc(2026, 7, 1)) == timedelta(hours=-4)
+        assert tzdata.IANA_VERSION  # the lock pins the rules every host prices with
+    finally:
+        zoneinfo.reset_tzpath()
+        zone.cache_clear()
