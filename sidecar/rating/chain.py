@@ -57,6 +57,12 @@ class Rating:
         """The rates of a call to ``number`` answered at ``answer`` over ``seconds``
         seconds; None when no rate applies at answer. One lookup when nothing in the
         chain can change within the call (the usual case)."""
+        for index in self.indexes:  # the usual case, without datetime arithmetic
+            if not index.settled(answer):
+                break
+        else:
+            rate = self.lookup(number, answer)
+            return None if rate is None else Schedule(answer, rate)
         if self.steady(answer, answer + seconds * SECOND):
             rate = self.lookup(number, answer)
             return None if rate is None else Schedule(answer, rate)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import os
 from bisect import bisect_right
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Hashable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from operator import itemgetter
@@ -153,7 +153,7 @@ def _meta_with(meta: PlanMeta | None, rates: Sequence[Rate]) -> PlanMeta:
 
 
 class RateIndex:
-    __slots__ = ("_buckets", "_columns", "_groups", "_instants", "_long", "_long_sizes",
+    __slots__ = ("_buckets", "_columns", "_groups", "_instants", "_last", "_long", "_long_sizes",
                  "_names", "_rows", "_shift", "_starts", "_tariffs", "_timings", "meta", "size",
                  "timed", "version")  # fmt: skip
 
@@ -223,9 +223,12 @@ class RateIndex:
         self._tariffs: list[_RateTail | None] = [None] * (len(columns.tariff_ends) - 1)
         self._names: list[str | None] = [None] * (len(columns.name_ends) - 1)
         self._instants = columns.instants
+        # the latest effective instant: past it, only timings can change a rate
+        self._last = _EPOCH + columns.instants[-1] * _MICROSECOND if columns.instants else None
         self.meta = PlanMeta.from_json(columns.meta)
         self._timings = self.meta.timing_by_id()
         self.timed = columns.timed
+        self.__class__ = _TimedRateIndex if columns.timed else RateIndex
         self.size = len(columns.rows) // 2
         self.version = columns.version
 
@@ -261,12 +264,9 @@ class RateIndex:
             while pos < end:
                 ref = rows[pos + 1]  # tariff << 32 | name
                 t = tariffs[ref >> 32] or self._tariff(ref >> 32)
-                # t[4], t[5], t[8]: effective_start, effective_end, timing
-                if (
-                    t[4] <= at
-                    and (t[5] is None or at < t[5])
-                    and (t[8] is None or t[8].contains(at))
-                ):
+                # t[4], t[5]: effective_start, effective_end (no row names a timing here:
+                # an index with timings is a _TimedRateIndex, whose lookup checks them)
+                if t[4] <= at and (t[5] is None or at < t[5]):
                     name = self._names[ref & 0xFFFFFFFF]
                     if name is None:
                         name = self._name(ref & 0xFFFFFFFF)
@@ -283,29 +283,32 @@ class RateIndex:
         """Every rate of the plan whose prefix starts ``number`` (digits), in the order a
         lookup tries them: longest prefix first, each prefix's rows in preference order.
         The first of them that applies at an instant is ``lookup``'s answer."""
+        return [self._rate_at_row(pos, prefix) for pos, prefix in self._rows_of(number)]
+
+    def _rows_of(self, number: str) -> Iterator[tuple[int, str]]:
+        """(row position, prefix) of the rows a lookup of ``number`` walks, in order."""
         size = len(number)
         if not size or not (number.isascii() and number.isdigit()):
-            return []
-        groups, found = self._groups, []
+            return
+        groups, starts = self._groups, self._starts
         group = self._long_group(number) if size > KEY_DIGITS and self._long else -1
         if group < 0:
             head = number[:KEY_DIGITS] if size >= KEY_DIGITS else number.ljust(KEY_DIGITS, "0")
             key = int(head, 16)
             bucket = key >> self._shift
             lo, hi = self._buckets[bucket], self._buckets[bucket + 1]
-            group = bisect_right(self._starts, key, lo, hi) - 1
+            group = bisect_right(starts, key, lo, hi) - 1
             while group >= 0:
                 meta = groups[group + group]
                 length = meta & 255
-                if key < self._starts[group] + SPAN[length] and length <= size:
+                if key < starts[group] + SPAN[length] and length <= size:
                     break
                 group = (meta >> 8) - 1
         while group >= 0:
             meta = groups[group + group]
             for pos in range(groups[group + group + 1], groups[group + group + 3], 2):
-                found.append(self._rate_at_row(pos, number[: meta & 255]))
+                yield pos, number[: meta & 255]
             group = (meta >> 8) - 1
-        return found
 
     def _rate_at_row(self, pos: int, prefix: str) -> Rate:
         ref = self._rows[pos + 1]
@@ -315,11 +318,18 @@ class RateIndex:
             name = self._name(ref & 0xFFFFFFFF)
         return _new_rate(Rate, (self._rows[pos], prefix, name, *t))
 
+    def settled(self, start: datetime) -> bool:
+        """No rate of the plan can start or stop applying after ``start``: it names no
+        timing and every effective_start/effective_end is at or before ``start``."""
+        return not self.timed and (self._last is None or start >= self._last)
+
     def steady(self, start: datetime, end: datetime) -> bool:
         """No rate of the plan can start or stop applying in ``(start, end)``: it names
         no timing and no effective_start/effective_end falls inside."""
         if self.timed:
             return False
+        if self._last is None or start >= self._last:
+            return True
         instants = self._instants
         i = bisect_right(instants, microseconds(start))
         return i == len(instants) or instants[i] >= microseconds(end)
@@ -345,3 +355,22 @@ class RateIndex:
 
     def __len__(self) -> int:
         return self.size
+
+
+class _TimedRateIndex(RateIndex):
+    """An index some of whose rows name a timing: its lookup also skips rows whose timing
+    does not hold the instant. A ``RateIndex`` becomes one when its columns say so, so an
+    index without timings keeps the lean lookup above."""
+
+    __slots__ = ()
+
+    def lookup(self, number: str, at: datetime) -> Rate | None:
+        digits = number if number.isascii() and number.isdigit() else normalize_number(number)
+        rows, tariffs = self._rows, self._tariffs
+        for pos, prefix in self._rows_of(digits):
+            ref = rows[pos + 1]
+            t = tariffs[ref >> 32] or self._tariff(ref >> 32)
+            # t[4], t[5], t[8]: effective_start, effective_end, timing
+            if t[4] <= at and (t[5] is None or at < t[5]) and (t[8] is None or t[8].contains(at)):
+                return self._rate_at_row(pos, prefix)
+        return None

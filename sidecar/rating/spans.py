@@ -20,6 +20,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from typing import NamedTuple
 
 from sidecar.rating.cost import (
     COST_QUANTUM,
@@ -81,11 +82,10 @@ class Charge:
     minimum_applied: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class Schedule:
+class Schedule(NamedTuple):
     """The rates over a call answered at ``answer``: ``first`` from second 0, then each
     ``(k, rate)`` of ``changes`` from second ``k`` (ascending, ``k >= 1``, each rate
-    different from the one before it)."""
+    different from the one before it). A named tuple: authorization makes one per call."""
 
     answer: datetime
     first: Rate

@@ -16,7 +16,7 @@ import psycopg
 
 from sidecar.config import Settings
 from sidecar.freeswitch.commands import sched_hangup_seconds
-from sidecar.rating import Rate, apply_rules
+from sidecar.rating import NumberRule, Rate, apply_rules
 from sidecar.repo import accounts as accounts_repo
 from sidecar.repo import reservations as reservations_repo
 from sidecar.services.account_directory import AccountDirectory
@@ -74,6 +74,25 @@ class AuthorizeResult:
         }
 
 
+def _by_caller_forms(
+    conn: psycopg.Connection[Any],
+    catalog: RateCatalog,
+    req: AuthorizeRequest,
+    rules: tuple[NumberRule, ...],
+    directory: AccountDirectory | None,
+) -> dict[str, Any] | None:
+    """The account whose ANI holds the caller as E.164 digits or another form the source's
+    rules turn into them (the caller as received was looked up already)."""
+    for caller in caller_forms(req.caller, rules)[1:]:
+        if directory is not None:
+            found = directory.find_for_call(conn, None, caller, trusted=catalog.listening)
+        else:
+            found = accounts_repo.find_for_call(conn, None, caller)
+        if found is not None:
+            return found
+    return None
+
+
 def authorize(
     conn: psycopg.Connection[Any],
     catalog: RateCatalog,
@@ -82,15 +101,13 @@ def authorize(
     now: datetime,
     directory: AccountDirectory | None = None,
 ) -> AuthorizeResult:
+    if directory is not None:  # cached while the watcher listens: no round trip
+        account = directory.find_for_call(conn, req.account, req.caller, trusted=catalog.listening)
+    else:
+        account = accounts_repo.find_for_call(conn, req.account, req.caller)
     callee_rules, caller_rules = catalog.source_rules(FREESWITCH, req.switch)
-    account = None
-    for caller in [req.caller] if req.account else caller_forms(req.caller, caller_rules):
-        if directory is not None:  # cached while the watcher listens: no round trip
-            account = directory.find_for_call(conn, req.account, caller, trusted=catalog.listening)
-        else:
-            account = accounts_repo.find_for_call(conn, req.account, caller)
-        if account is not None:
-            break
+    if account is None and not req.account:  # the caller in the forms the rules give it
+        account = _by_caller_forms(conn, catalog, req, caller_rules, directory)
     if account is None:
         return AuthorizeResult(False, "account_not_found", req.uuid, req.account)
     number = account["number"]

@@ -14,7 +14,9 @@ CLUSTER = "cucmOHSUtest"  # the siete fixture's globalCallId_ClusterID
 
 
 def test_cluster_rules_normalize_callees_and_find_the_caller(
-    cucm_client, seed: Seed, monkeypatch: pytest.MonkeyPatch  # noqa: F811
+    cucm_client,  # noqa: F811 - the fixture imported above
+    seed: Seed,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("APOLO_CUCM_BILLABLE_DEVICES", "^SEP")
     admin = {"Authorization": f"Bearer {seed.token('admin')}"}

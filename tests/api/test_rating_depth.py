@@ -42,8 +42,11 @@ def peak_plan(client: Any, seed: Seed, headers: dict[str, str], name: str, peak:
               offpeak: str, *, increments: str = "60", fee: str = "0") -> None:  # fmt: skip
     assert client.post("/v1/rate-plans", json={"name": name, "timezone": MX},
                        headers=headers).status_code == 201  # fmt: skip
-    resp = client.post(f"/v1/rate-plans/{name}/timings", headers=headers,
-                       json={"name": "peak", "days": "mon-fri", "from": "08:00", "to": "20:00"})
+    resp = client.post(
+        f"/v1/rate-plans/{name}/timings",
+        headers=headers,
+        json={"name": "peak", "days": "mon-fri", "from": "08:00", "to": "20:00"},
+    )
     assert resp.status_code == 201, resp.get_json()
     for rpm, timing, priority in ((peak, "peak", 1), (offpeak, None, 0)):
         body = {"prefix": "52", "rate_per_minute": rpm, "timing": timing, "priority": priority,
@@ -164,7 +167,9 @@ def test_a_plan_falls_back_to_its_parent_and_cycles_are_refused(client, seed) ->
     assert client.delete(f"/v1/rate-plans/{base}", headers=headers).status_code == 409
     unknown = client.post("/v1/rate-plans", headers=headers, json={"name": "x", "parent": "nope"})
     assert unknown.status_code == 404
-    bad_tz = client.post("/v1/rate-plans", headers=headers, json={"name": "y", "timezone": "Mars/X"})
+    bad_tz = client.post(
+        "/v1/rate-plans", headers=headers, json={"name": "y", "timezone": "Mars/X"}
+    )
     assert bad_tz.status_code == 400
 
 
@@ -237,7 +242,9 @@ def test_timings_through_the_api(client, seed) -> None:  # type: ignore[no-untyp
     assert client.post("/v1/rate-plans/t/rates", json=rate, headers=headers).status_code == 201
     unknown = client.post("/v1/rate-plans/t/rates", headers=headers,
                           json={**rate, "timing": "nope"})  # fmt: skip
-    assert unknown.status_code == 400 and "timing" in unknown.get_json()["error"]["details"]["fields"]
+    assert (
+        unknown.status_code == 400 and "timing" in unknown.get_json()["error"]["details"]["fields"]
+    )
     in_use = client.delete("/v1/rate-plans/t/timings/night", headers=headers)
     assert in_use.status_code == 409
     patched = client.patch("/v1/rate-plans/t/timings/night", headers=headers,
@@ -281,8 +288,14 @@ def test_rerating_splits_again(app, client, seed) -> None:  # type: ignore[no-un
     uuid = str(uuidlib.uuid4())
     first = post_cdr(app, uuid, "100008", "5255512345", ANSWER, 150)  # 180 s at 0.10 = 0.30
     assert first.cost == Decimal("0.3000")
-    assert client.post("/v1/rate-plans/rr/timings", headers=headers,
-                       json={"name": "evening", "from": "20:00", "to": "24:00"}).status_code == 201
+    assert (
+        client.post(
+            "/v1/rate-plans/rr/timings",
+            headers=headers,
+            json={"name": "evening", "from": "20:00", "to": "24:00"},
+        ).status_code
+        == 201
+    )
     cheap = {**body, "rate_per_minute": "0.04", "timing": "evening", "priority": 1}
     assert client.post("/v1/rate-plans/rr/rates", json=cheap, headers=headers).status_code == 201
     scope = {"from": "2026-03-01T00:00:00Z", "to": "2026-03-04T00:00:00Z"}

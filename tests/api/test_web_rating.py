@@ -53,8 +53,8 @@ def test_admin_adds_a_timing_and_rules_from_the_rates_page(web, seed, db_url) ->
     assert "switch fs-mx" in page and 'id="number-rules"' in page
     (stored,) = _rows(db_url, "SELECT id, source_name, add_prefix FROM number_rules")
     assert (stored["source_name"], stored["add_prefix"]) == ("fs-mx", "52")
-    gone = client.post("/dashboard/rates/number-rules/delete",
-                       data={"csrf_token": token, "plan": plan, "rule_id": stored["id"]})  # fmt: skip
+    form_delete = {"csrf_token": token, "plan": plan, "rule_id": stored["id"]}
+    gone = client.post("/dashboard/rates/number-rules/delete", data=form_delete)
     assert gone.status_code == 303 and _rows(db_url, "SELECT id FROM number_rules") == []
     no_csrf = client.post("/dashboard/rates/timings", data={**form, "csrf_token": "", "name": "y"})
     assert no_csrf.status_code == 403

@@ -52,7 +52,9 @@ def _plan_changing_at(seed, change: datetime) -> str:  # type: ignore[no-untyped
 
 def test_an_extension_is_priced_across_the_boundary(app, client, seed, db_url) -> None:  # type: ignore[no-untyped-def]
     now = datetime.now(UTC)
-    seed.account("100001", balance="10.00", plan=_plan_changing_at(seed, now + timedelta(seconds=100)))
+    seed.account(
+        "100001", balance="10.00", plan=_plan_changing_at(seed, now + timedelta(seconds=100))
+    )
     call = str(uuid_mod.uuid4())
     auth = authorize(client, call, "100001")
     # 300 s: 100 s at 0.60 (1.00) + 200 s at 0.06 (0.20)
@@ -70,7 +72,9 @@ def test_an_extension_is_priced_across_the_boundary(app, client, seed, db_url) -
 
 def test_paid_time_at_answer_follows_the_real_answer(app, client, seed, db_url) -> None:  # type: ignore[no-untyped-def]
     now = datetime.now(UTC)
-    seed.account("100002", balance="0.70", plan=_plan_changing_at(seed, now + timedelta(seconds=60)))
+    seed.account(
+        "100002", balance="0.70", plan=_plan_changing_at(seed, now + timedelta(seconds=60))
+    )
     call = str(uuid_mod.uuid4())
     auth = authorize(client, call, "100002")
     # as if answered now: 60 s at 0.60 (0.60), then 0.10 buys 100 s at 0.06 -> 160
@@ -92,7 +96,9 @@ def test_the_worker_moves_the_hangup_of_a_call_whose_rate_changes(  # type: igno
     app, client, seed, db_url, redis_url, peer
 ) -> None:
     now = datetime.now(UTC)
-    seed.account("100003", balance="0.70", plan=_plan_changing_at(seed, now + timedelta(seconds=60)))
+    seed.account(
+        "100003", balance="0.70", plan=_plan_changing_at(seed, now + timedelta(seconds=60))
+    )
     call = str(uuid_mod.uuid4())
     assert authorize(client, call, "100003")["max_duration"] == 160
     answered = time.time() + 20  # the switch reports an answer 20 s after authorization

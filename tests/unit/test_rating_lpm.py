@@ -281,3 +281,58 @@ def test_an_index_refuses_a_rate_naming_an_unknown_timing() -> None:
     row = (1, "51", "x", Decimal(1), Decimal(0), 60, 60, T0, None, 0, True, 99, Decimal(0), 0)
     with pytest.raises(ValueError, match="timing 99"):
         RateIndex.from_rows([row])
+
+
+def _peak_and_weekend():  # type: ignore[no-untyped-def]
+    from sidecar.rating import Timing
+    from sidecar.rating.timing import parse_clock, parse_days
+    from sidecar.rating.zones import zone
+
+    ny = zone("America/New_York")
+    return (
+        Timing(1, "peak", ny, parse_days("mon-fri"), parse_clock("08:00"), parse_clock("20:00")),
+        Timing(2, "weekend", ny, parse_days("sat,sun")),
+        Timing(3, "night", ny, start=parse_clock("22:00"), end=parse_clock("06:00")),
+    )
+
+
+TIMINGS = _peak_and_weekend()
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.text("012", min_size=1, max_size=3),
+            st.integers(0, 2),
+            st.integers(0, 3),
+            st.one_of(st.none(), st.sampled_from(TIMINGS)),
+        ),
+        max_size=20,
+    ),
+    st.text("012", min_size=1, max_size=5),
+    st.integers(0, 14 * 24),
+)
+def test_timed_lookups_match_brute_force(specs, number, hours) -> None:  # type: ignore[no-untyped-def]
+    rates, seen = [], set()
+    for i, (prefix, prio, start, timing) in enumerate(specs):
+        key = (prefix, prio, start, timing)
+        if key not in seen:
+            seen.add(key)
+            rates.append(r(i, prefix, priority=prio, start=T0 + timedelta(days=start))
+                         ._replace(timing=timing))  # fmt: skip
+    at = T0 + timedelta(hours=hours)
+    best = None
+    for rate in rates:
+        if number.startswith(rate.prefix) and rate.applies(at):
+            k = (len(rate.prefix), rate.priority, rate.effective_start, -rate.id)
+            if best is None or k > best[0]:
+                best = (k, rate)
+    expected = None if best is None else best[1].id
+    index = RateIndex(rates)
+    got = index.lookup(number, at)
+    assert (got.id if got else None) == expected
+    with tempfile.TemporaryDirectory() as tmp:
+        index.save(Path(tmp) / "plan.lpm")
+        mapped = RateIndex.load(Path(tmp) / "plan.lpm")
+        assert mapped.lookup(number, at) == got
+        assert type(mapped).__name__ == ("_TimedRateIndex" if mapped.timed else "RateIndex")
