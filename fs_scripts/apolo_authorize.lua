@@ -395,6 +395,7 @@ local function authorize(cfg)
     uuid = var(VAR_UUID) or session:get_uuid(),
     caller = var(VAR_CALLER) or "",
     callee = var(VAR_CALLEE) or "",
+    switch = var("switchname") or var("hostname"),
   }
   for _, arg in ipairs(argv or {}) do
     if tostring(arg):match("^account=") then
@@ -402,7 +403,9 @@ local function authorize(cfg)
     end
   end
   local body = "{\"uuid\":" .. json_string(req.uuid) .. ",\"caller\":" .. json_string(req.caller)
-    .. ",\"callee\":" .. json_string(req.callee) .. ",\"variables\":" .. identity_json() .. "}"
+    .. ",\"callee\":" .. json_string(req.callee) .. ",\"switch\":"
+    .. (req.switch and json_string(req.switch) or "null") .. ",\"variables\":" .. identity_json()
+    .. "}"
   local started = clock()
   local status, result, transport = post(cfg, body)
   -- the transport in every line: an operator must see which HTTP client the calls depend on

@@ -55,6 +55,9 @@ except ImportError:
 VAR_UUID = "uuid"
 VAR_CALLER = "caller_id_number"
 VAR_CALLEE = "destination_number"
+# the source whose number rules apply: the CDR's switchname (switch.conf.xml "switchname",
+# else the host name); a channel variable falls back to the global one of the same name
+VARS_SWITCH = ("switchname", "hostname")
 VAR_EXECUTE_ON_ANSWER = "execute_on_answer"
 # Sent as they are; which of them the caller can forge is the sidecar's business
 # (sidecar/freeswitch/caller_facts.py holds the same list).
@@ -352,6 +355,7 @@ def authorize_session(session: Any, args: str | None = "") -> None:
             "caller": _var(session, VAR_CALLER) or "",
             "callee": _var(session, VAR_CALLEE) or "",
             "variables": _identity_variables(session),
+            "switch": _var(session, VARS_SWITCH[0]) or _var(session, VARS_SWITCH[1]),
         }
         if "account" in _parse_args(args):
             _log("warning", f"{request['uuid']}: 'account=' is ignored; the sidecar decides")

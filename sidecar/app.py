@@ -65,16 +65,18 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
         freeswitch_dialplan,
         health,
         metrics,
+        number_rules,
         openapi,
         rates,
         reports,
         session,
+        timings,
         trunks,
     )
 
     for module in (
         health, authorize, accounts, cdrs, calls, freeswitch_cdr, freeswitch_dialplan, cucm, fac,
-        session, openapi, rates, reports, metrics, trunks, controls,
+        session, openapi, rates, reports, metrics, trunks, controls, timings, number_rules,
     ):  # fmt: skip
         app.register_blueprint(module.bp)
 

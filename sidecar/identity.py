@@ -131,8 +131,14 @@ def _usable(value: str | None) -> str | None:
     return value if value and len(value) <= MAX_KEY_LENGTH else None
 
 
-def identify(facts: CallerFacts, trunks: Sequence[Trunk]) -> tuple[Candidate, ...]:
-    """The accounts that may pay for the call, best first (empty: nobody identifies it)."""
+def identify(
+    facts: CallerFacts, trunks: Sequence[Trunk], caller_forms: Sequence[str] = ()
+) -> tuple[Candidate, ...]:
+    """The accounts that may pay for the call, best first (empty: nobody identifies it).
+
+    ``caller_forms``: other forms of the caller ID that the source's normalization rules turn
+    into the same E.164 number (``+15034401001`` for an ANI held as ``5034401001``); they count
+    only where the caller ID itself does, on a trunk that trusts it, after it."""
     found: list[Candidate] = []
     accountcode = _usable(facts.accountcode)
     if facts.authenticated and accountcode:
@@ -146,7 +152,9 @@ def identify(facts: CallerFacts, trunks: Sequence[Trunk]) -> tuple[Candidate, ..
         if trunk.trust_billing_header and header:
             found.append(Candidate("trunk_billing_header", "number", header, trunk.name))
         if trunk.trust_caller_id and caller_id:
-            found.append(Candidate("trunk_caller_id", "ani", caller_id, trunk.name))
+            for form in dict.fromkeys((caller_id, *caller_forms)):
+                if _usable(form):
+                    found.append(Candidate("trunk_caller_id", "ani", form, trunk.name))
         if trunk.account:
             found.append(Candidate("trunk", "number", trunk.account, trunk.name))
     return tuple(found)

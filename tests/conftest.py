@@ -98,8 +98,10 @@ def redis_url() -> str:
 def clean(db_url: str, redis_url: str) -> None:
     """Empty every data table and the test Redis database (ids keep growing, never reused)."""
     with psycopg.connect(db_url, autocommit=True) as conn:
-        conn.execute(f"TRUNCATE {DATA_TABLES} CASCADE")
+        conn.execute(f"TRUNCATE {DATA_TABLES} CASCADE")  # timings, number_rules too
         conn.execute("DELETE FROM fraud_settings; INSERT INTO fraud_settings DEFAULT VALUES")
+        # workers holding sources' number rules reload them (TRUNCATE fires no trigger)
+        conn.execute("UPDATE number_rules_version SET version = version + 1")
     redis_lib.Redis.from_url(redis_url).flushdb()
 
 

@@ -77,9 +77,17 @@ def parse_request(body: dict[str, object]) -> AuthorizeRequest:
     # headers the caller wrote may be long or hold anything: a denial, never a 4xx
     if any(len(v) > MAX_VARIABLE_LENGTH or text_problem(v) for v in variables.values()):
         raise Unusable(values["uuid"])
+    switch = body.get("switch")
+    if switch is not None and (not isinstance(switch, str) or len(switch) > 200):
+        raise ApiError(400, "invalid_request", "switch must be a string (the switch name)")
+    if switch is not None and text_problem(switch) is not None:
+        raise Unusable(values["uuid"])
     cleaned = {k: v.strip() for k, v in values.items()}
     facts = caller_facts(variables, cleaned["caller"])
-    return AuthorizeRequest(cleaned["uuid"], cleaned["caller"], cleaned["callee"], facts)
+    return AuthorizeRequest(
+        cleaned["uuid"], cleaned["caller"], cleaned["callee"], facts,
+        switch=(switch or "").strip() or None,
+    )  # fmt: skip
 
 
 def denial(uuid: str) -> dict[str, object]:

@@ -31,7 +31,8 @@ from sidecar.repo import cdrs as cdrs_repo
 bp = Blueprint("cdrs", __name__, url_prefix="/v1/cdrs")
 _MONEY = ("rate_per_minute", "connection_fee", "cost")
 _TEXT_CELLS = frozenset({"call_uuid", "source", "account", "caller", "callee", "destination",
-                         "hangup_cause", "rate_prefix", "billing_status"})  # fmt: skip
+                         "hangup_cause", "rate_prefix", "billing_status",
+                         "caller_normalized"})  # fmt: skip
 READERS = ("admin", "operator", "viewer")
 _NO_COST = "0.0000"
 

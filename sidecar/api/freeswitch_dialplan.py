@@ -52,11 +52,18 @@ def dialplan():  # type: ignore[no-untyped-def]
     if call.section != "dialplan" or call.context not in cfg.dialplan_contexts:
         return _xml(not_found_document())
     result = run_authorization(
-        AuthorizeRequest(uuid=call.uuid, caller=call.caller, callee=call.callee, facts=call.facts)
+        AuthorizeRequest(
+            uuid=call.uuid,
+            caller=call.caller,
+            callee=call.callee,
+            facts=call.facts,
+            switch=request.form.get(cv.XC_SWITCHNAME) or None,
+        )
     )
     variables = channel_variables(result)
     if not result.authorized:
         return _xml(reject_document(call.context, cfg.reject_cause, variables))
-    target = cfg.bridge_template.format(callee=normalize_number(call.callee))
+    digits = normalize_number(call.callee)
+    target = cfg.bridge_template.format(callee=digits, destination=result.destination or digits)
     on_answer = execute_on_answer_sched_hangup(result.max_duration, cfg.allotted_cause)
     return _xml(bridge_document(call.context, variables, on_answer, target))

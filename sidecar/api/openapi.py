@@ -15,6 +15,9 @@ from flask import Blueprint, Flask, current_app, jsonify
 from werkzeug.routing import Rule
 
 from sidecar.api.controls import OPERATIONS as CONTROL_OPERATIONS
+from sidecar.api.number_rules import RULE_BODY, RULE_UPDATE
+from sidecar.api.rates import PLAN_BODY, PLAN_UPDATE, RATE_BODY, RATE_UPDATE
+from sidecar.api.timings import TIMING_BODY, TIMING_UPDATE
 from sidecar.auth import FREESWITCH_PREFIX, require
 from sidecar.freeswitch.caller_facts import IDENTITY_VARIABLES
 
@@ -126,6 +129,24 @@ _CDR: Json = {
         "billed_seconds": {"type": ["integer", "null"]},
         "cost": {**MONEY, "description": "0.0000 when nobody was charged"},
         "billing_status": {"type": "string"},
+        "caller": {"type": ["string", "null"], "description": "as the switch sent it"},
+        "caller_normalized": {"type": ["string", "null"], "description": "E.164 digits"},
+        "callee": {"type": ["string", "null"], "description": "as the switch sent it"},
+        "destination": {"type": ["string", "null"], "description": "the callee as rated"},
+        "spans": {
+            "type": "array",
+            "description": "the call priced in spans (a rate each); [] when nothing was",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "rate_id": {"type": "integer"},
+                    "start": TIMESTAMP,
+                    "seconds": {"type": "integer"},
+                    "rate_per_minute": {"type": "string"},
+                    "amount": {"type": "string", "description": "seconds x rate / 60, 6 decimals"},
+                },
+            },
+        },
     },
 }
 
@@ -167,6 +188,7 @@ OPERATIONS: dict[tuple[str, str], Json] = {
                 "required": ["uuid", "caller", "callee"],
                 "properties": {
                     **{k: {"type": "string"} for k in ("uuid", "caller", "callee")},
+                    "switch": {"type": "string", "description": "whose number rules apply"},
                     "variables": {
                         "type": "object",
                         "maxProperties": 64,
@@ -308,16 +330,54 @@ OPERATIONS: dict[tuple[str, str], Json] = {
     ("/v1/fac/{fac_id}", "delete"): {"summary": "Delete a Forced Authorization Code (audited)"},
     ("/v1/rate-plans", "get"): {"summary": "Rate plans"},
     ("/v1/rate-plans", "post"): {
-        "summary": "Create a rate plan",
-        "requestBody": _json_body(
-            {
-                "type": "object",
-                "required": ["name"],
-                "properties": {"name": {"type": "string"}, "currency": {"type": "string"}},
-            }
-        ),
+        "summary": "Create a rate plan (time zone, parent plan for fallback)",
+        "requestBody": _json_body(PLAN_BODY),
     },
     ("/v1/rate-plans/{name}", "get"): {"summary": "One rate plan"},
+    ("/v1/rate-plans/{name}", "patch"): {
+        "summary": "Change a plan's time zone or parent (audited; a cycle is a 409)",
+        "requestBody": _json_body(PLAN_UPDATE),
+    },
+    ("/v1/rate-plans/{name}/timings", "get"): {"summary": "The plan's timings"},
+    ("/v1/rate-plans/{name}/timings", "post"): {
+        "summary": "Create a timing: weekdays, a daily window, dates (plan's time zone)",
+        "requestBody": _json_body(TIMING_BODY),
+    },
+    ("/v1/rate-plans/{name}/timings/{timing}", "patch"): {
+        "summary": "Replace a timing's days, window and dates",
+        "requestBody": _json_body(TIMING_UPDATE),
+    },
+    ("/v1/rate-plans/{name}/timings/{timing}", "delete"): {
+        "summary": "Delete a timing no rate names"
+    },
+    ("/v1/number-rules", "get"): {
+        "summary": "Number normalization rules, in the order they are tried",
+        "parameters": [
+            _q("plan", "a rate plan's rules"),
+            _q("switch", "a FreeSWITCH switch's rules"),
+            _q("cucm_cluster", "a CUCM cluster's rules"),
+            _q("direction", "callee or caller"),
+        ],
+    },
+    ("/v1/number-rules", "post"): {
+        "summary": "Add a rule (strip, add, length range) for callees or callers",
+        "requestBody": _json_body(RULE_BODY),
+    },
+    ("/v1/number-rules/{rule_id}", "patch"): {
+        "summary": "Change a rule",
+        "requestBody": _json_body(RULE_UPDATE),
+    },
+    ("/v1/number-rules/{rule_id}", "delete"): {"summary": "Delete a rule"},
+    ("/v1/number-rules/normalize", "get"): {
+        "summary": "What a number becomes with a source's and a plan's rules",
+        "parameters": [
+            _q("number", "as a switch would send it", required=True),
+            _q("direction", "callee (default) or caller"),
+            _q("plan", "rate plan"),
+            _q("switch", "FreeSWITCH switch name"),
+            _q("cucm_cluster", "CUCM cluster id"),
+        ],
+    },
     ("/v1/rate-plans/{name}", "delete"): {"summary": "Delete a rate plan"},
     ("/v1/rate-plans/{name}/rates", "get"): {
         "summary": "Rates of a plan, searched, keyset pages",
@@ -331,7 +391,7 @@ OPERATIONS: dict[tuple[str, str], Json] = {
     },
     ("/v1/rate-plans/{name}/rates", "post"): {
         "summary": "Add a rate",
-        "requestBody": _json_body({"type": "object"}),
+        "requestBody": _json_body(RATE_BODY),
     },
     ("/v1/rate-plans/{name}/warnings", "get"): {"summary": "Overlapping and shadowed prefixes"},
     ("/v1/rate-plans/{name}/import", "post"): {
@@ -352,7 +412,7 @@ OPERATIONS: dict[tuple[str, str], Json] = {
     ("/v1/rates/{rate_id}", "get"): {"summary": "One rate"},
     ("/v1/rates/{rate_id}", "patch"): {
         "summary": "Update a rate",
-        "requestBody": _json_body({"type": "object"}),
+        "requestBody": _json_body(RATE_UPDATE),
     },
     ("/v1/rates/{rate_id}", "delete"): {"summary": "Delete a rate"},
     ("/v1/reports/traffic", "get"): {

@@ -27,7 +27,9 @@ from sidecar.imports.legacy_zones import convert as convert_legacy
 from sidecar.imports.rates_csv import ErrorLog, RateRow, RowError
 from sidecar.repo import audit, rate_import
 from sidecar.repo import rate_admin as repo
+from sidecar.repo import timings as timings_repo
 from sidecar.request_guard import body_limit
+from sidecar.services import plans
 from sidecar.services.rate_warnings import plan_warnings
 
 bp = Blueprint("rates", __name__, url_prefix="/v1")
@@ -35,7 +37,7 @@ READERS = ("admin", "operator", "viewer")
 ERROR_LIMIT = 100
 WARNING_LIMIT = 100
 DEFAULT_IMPORT_MAX_BYTES = 512 * 1024 * 1024
-_MONEY = ("rate_per_minute", "connection_fee")
+_MONEY = ("rate_per_minute", "connection_fee", "minimum_charge")
 _FIELD_PARSERS: dict[str, Any] = {
     "prefix": rates_csv.parse_prefix,
     "name": rates_csv.check_name,
@@ -47,7 +49,35 @@ _FIELD_PARSERS: dict[str, Any] = {
     "effective_end": rates_csv.parse_timestamp,
     "priority": rates_csv.parse_priority,
     "enabled": rates_csv.parse_enabled,
+    "timing": rates_csv.parse_timing_name,  # a timing of the rate's plan, by name (null: none)
+    "minimum_charge": rates_csv.parse_money,
+    "free_seconds": rates_csv.parse_seconds,
 }
+
+
+_STRING = {"type": "string"}
+_MONEY_SCHEMA = {"type": "string", "pattern": r"^[0-9]*\.?[0-9]{0,6}$", "examples": ["0.015"]}
+# the request shape of a rate (OpenAPI): one property per parser above
+RATE_FIELDS: dict[str, Any] = {
+    "prefix": {"type": "string", "pattern": "^[+]?[0-9]{1,32}$"},
+    "name": _STRING,
+    "rate_per_minute": _MONEY_SCHEMA,
+    "connection_fee": _MONEY_SCHEMA,
+    "initial_increment": {"type": ["integer", "string"], "minimum": 1},
+    "increment": {"type": ["integer", "string"], "minimum": 1},
+    "effective_start": {"type": "string", "format": "date-time"},
+    "effective_end": {"type": ["string", "null"], "format": "date-time"},
+    "priority": {"type": ["integer", "string"]},
+    "enabled": {"type": ["boolean", "string"]},
+    "timing": {"type": ["string", "null"], "description": "a timing of the plan; null: any time"},
+    "minimum_charge": _MONEY_SCHEMA,
+    "free_seconds": {"type": ["integer", "string"], "minimum": 0},
+}
+assert set(RATE_FIELDS) == set(_FIELD_PARSERS)
+RATE_BODY = {"type": "object", "required": ["prefix", "rate_per_minute"],
+             "properties": RATE_FIELDS, "additionalProperties": False}  # fmt: skip
+RATE_UPDATE = {"type": "object", "minProperties": 1, "properties": RATE_FIELDS,
+               "additionalProperties": False}  # fmt: skip
 
 
 def import_max_bytes() -> int:
@@ -55,18 +85,15 @@ def import_max_bytes() -> int:
 
 
 def _public_rate(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: (str(v) if k in _MONEY else v) for k, v in row.items()}
+    return {k: (str(v) if k in _MONEY else v) for k, v in row.items() if k != "timing_id"}
 
 
 def _public_plan(row: dict[str, Any]) -> dict[str, Any]:
-    return dict(row)
+    return plans.public_plan(row)
 
 
 def _plan(name: str) -> dict[str, Any]:
-    plan = repo.get_plan(get_conn(), name)
-    if plan is None:
-        raise ApiError(404, "plan_not_found", f"no rate plan named {name!r}")
-    return plan
+    return plans.plan_or_404(get_conn(), name)
 
 
 def _rate(rate_id: int, lock: bool = False) -> dict[str, Any]:
@@ -91,23 +118,41 @@ def get_plan(name: str):  # type: ignore[no-untyped-def]
     return jsonify(_public_plan(_plan(name)))
 
 
+PLAN_FIELDS = {
+    "timezone": {"type": "string", "default": "UTC", "examples": ["America/Mexico_City"],
+                 "description": "IANA name: timings are local times of this zone"},
+    "parent": {"type": ["string", "null"], "description": "the plan whose rates price what "
+               "none of this plan's rates does (cycles are refused)"},
+}  # fmt: skip
+PLAN_BODY = {
+    "type": "object",
+    "required": ["name"],
+    "properties": {"name": {"type": "string"}, "currency": {"type": "string"}, **PLAN_FIELDS},
+    "additionalProperties": False,
+}
+PLAN_UPDATE = {"type": "object", "minProperties": 1, "properties": PLAN_FIELDS,
+               "additionalProperties": False}  # fmt: skip
+assert set(PLAN_FIELDS) == plans.PLAN_KEYS
+
+
 @bp.post("/rate-plans")
 @require("admin")
 def create_plan():  # type: ignore[no-untyped-def]
     body = json_body()
-    name = body.get("name")
-    currency = body.get("currency", "USD")
-    if not isinstance(name, str) or not name.strip() or len(name) > 200:
-        raise params.bad("name is required (1-200 characters)")
-    if not (isinstance(currency, str) and len(currency) == 3 and currency.isalpha()):
-        raise params.bad("currency must be a 3-letter ISO 4217 code")
-    conn = get_conn()
-    plan_id = repo.create_plan(conn, name, currency.upper())
-    if plan_id is None:
-        raise ApiError(409, "plan_exists", f"a rate plan named {name!r} exists")
-    created = _plan(name)
-    audit.record(conn, g.actor, "rate_plan.create", f"rate_plan:{name}", None, created)
-    return jsonify(_public_plan(created)), 201
+    unknown = sorted(set(body) - set(PLAN_BODY["properties"]))  # type: ignore[call-overload]
+    if unknown:
+        raise params.bad(f"unknown field(s): {', '.join(unknown)}", fields=unknown)
+    created = plans.create_plan(
+        get_conn(), g.actor, body.get("name"), body.get("currency", "USD"),
+        body.get("timezone", "UTC"), body.get("parent"),
+    )  # fmt: skip
+    return jsonify(created), 201
+
+
+@bp.patch("/rate-plans/<name>")
+@require("admin")
+def update_plan(name: str):  # type: ignore[no-untyped-def]
+    return jsonify(plans.update_plan(get_conn(), g.actor, name, json_body()))
 
 
 @bp.delete("/rate-plans/<name>")
@@ -116,6 +161,8 @@ def delete_plan(name: str):  # type: ignore[no-untyped-def]
     plan = _plan(name)
     if plan["accounts"]:
         raise ApiError(409, "plan_in_use", f"{plan['accounts']} account(s) use plan {name!r}")
+    if plan["children"]:
+        raise ApiError(409, "plan_in_use", f"{plan['children']} plan(s) fall back to {name!r}")
     conn = get_conn()
     repo.delete_plan(conn, int(plan["id"]))
     audit.record(conn, g.actor, "rate_plan.delete", f"rate_plan:{name}", plan, None)
@@ -146,7 +193,7 @@ def search_rates(name: str):  # type: ignore[no-untyped-def]
     return jsonify({"rates": [_public_rate(r) for r in rows], "next_cursor": next_cursor})
 
 
-def _rate_values(body: dict[str, Any], *, partial: bool) -> dict[str, Any]:
+def _rate_values(body: dict[str, Any], plan_id: int, *, partial: bool) -> dict[str, Any]:
     unknown = sorted(set(body) - set(_FIELD_PARSERS))
     if unknown:
         raise params.bad(f"unknown field(s): {', '.join(unknown)}", fields=unknown)
@@ -156,7 +203,7 @@ def _rate_values(body: dict[str, Any], *, partial: bool) -> dict[str, Any]:
         if field not in body:
             continue
         raw = body[field]
-        if raw is None and field == "effective_end":
+        if raw is None and field in ("effective_end", "timing"):
             values[field] = None
             continue
         if isinstance(raw, float) or raw is None or isinstance(raw, dict | list):
@@ -171,8 +218,15 @@ def _rate_values(body: dict[str, Any], *, partial: bool) -> dict[str, Any]:
         for field in ("prefix", "rate_per_minute"):
             if field not in body:
                 errors[field] = "is required"
+    if values.get("timing") is not None:
+        timing_id = timings_repo.id_by_name(get_conn(), plan_id, values["timing"])
+        if timing_id is None:
+            errors["timing"] = f"the rate's plan has no timing named {values['timing']!r}"
     if errors:
         raise params.bad("invalid rate", fields=errors)
+    if "timing" in values:
+        name = values.pop("timing")
+        values["timing_id"] = None if name is None else timing_id
     return values
 
 
@@ -187,7 +241,7 @@ def _check_window(values: dict[str, Any], current: dict[str, Any] | None) -> Non
 @require("admin")
 def create_rate(name: str):  # type: ignore[no-untyped-def]
     plan = _plan(name)
-    values = _rate_values(json_body(), partial=False)
+    values = _rate_values(json_body(), int(plan["id"]), partial=False)
     increment = values.setdefault("increment", rates_csv.DEFAULT_INCREMENT)
     values.setdefault("initial_increment", increment)
     values.setdefault("effective_start", datetime.now(UTC))
@@ -208,10 +262,10 @@ def get_rate(rate_id: int):  # type: ignore[no-untyped-def]
 @bp.patch("/rates/<int:rate_id>")
 @require("admin")
 def update_rate(rate_id: int):  # type: ignore[no-untyped-def]
-    values = _rate_values(json_body(), partial=True)
+    before = _rate(rate_id, lock=True)
+    values = _rate_values(json_body(), int(before["plan_id"]), partial=True)
     if not values:
         raise params.bad("nothing to change")
-    before = _rate(rate_id, lock=True)
     _check_window(values, before)
     conn = get_conn()
     repo.update_rate(conn, rate_id, values)
@@ -265,7 +319,7 @@ def _errors_response(errors: ErrorLog) -> ApiError:
 def _finish_import(
     conn: psycopg.Connection[Any], name: str, replace: bool, errors: ErrorLog, source: str
 ) -> tuple[Any, int]:
-    duplicates, total = rate_import.staged_duplicates(conn, ERROR_LIMIT - len(errors.shown))
+    duplicates, total = rate_import.staged_errors(conn, name, ERROR_LIMIT - len(errors.shown))
     errors.extend(duplicates, total)
     if errors:
         raise _errors_response(errors)

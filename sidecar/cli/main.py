@@ -17,6 +17,8 @@ from sidecar.cli.controls_cmd import controls
 from sidecar.cli.cucm_cmd import cucm
 from sidecar.cli.cucm_devices_cmd import devices as cucm_devices
 from sidecar.cli.demo_cmd import demo
+from sidecar.cli.numbers_cmd import numbers
+from sidecar.cli.plans_cmd import plans, timings
 from sidecar.cli.rates_cmd import rates
 from sidecar.cli.reports_cmd import alerts, import_legacy, rerate
 from sidecar.cli.simulate_cmd import simulate
@@ -117,6 +119,9 @@ def _whoami() -> str:
 cli.add_command(accounts)
 cli.add_command(demo)
 cli.add_command(rates)
+cli.add_command(plans)
+cli.add_command(timings)
+cli.add_command(numbers)
 cli.add_command(cdr)
 cli.add_command(simulate)
 cli.add_command(cucm)

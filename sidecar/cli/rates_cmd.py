@@ -27,7 +27,7 @@ from sidecar.repo.rate_import import (
     PlanNotFoundError,
     apply_staged,
     stage_rates,
-    staged_duplicates,
+    staged_errors,
     stream_plan_rates,
 )
 
@@ -120,7 +120,7 @@ def _import(
         text = io.TextIOWrapper(raw, encoding="utf-8-sig", errors="surrogateescape", newline="")
         accepted = _accepted(iter_rate_rows(text, now), errors, lambda: show(raw.tell()))
         stage_rates(conn, accepted)
-    duplicates, total = staged_duplicates(conn, ERROR_LIMIT - len(errors.shown))
+    duplicates, total = staged_errors(conn, plan_name, ERROR_LIMIT - len(errors.shown))
     errors.extend(duplicates, total)
     if errors:
         return errors, 0

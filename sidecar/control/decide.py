@@ -16,7 +16,7 @@ from sidecar.freeswitch.commands import (
     sched_hangup_api,
     sched_hangup_seconds,
 )
-from sidecar.rating import Rate, call_cost
+from sidecar.rating import Schedule
 
 NONE, EXTEND, KILL = "none", "extend", "kill"
 
@@ -56,19 +56,20 @@ def next_action(
 
 
 def plan_extension(
-    rate: Rate, paid_seconds: int, policy: Policy, cap: Decimal | None
+    schedule: Schedule, paid_seconds: int, policy: Policy, cap: Decimal | None
 ) -> ExtensionPlan | None:
     """How far to grow the reservation; None when the call may not run any longer.
 
-    The reservation grows to the cost of ``paid + block`` seconds (at most the call cap,
-    and at most ``max_call_seconds`` of talk); an account that cannot pay at least one more
-    increment gets no extension.
+    ``schedule`` holds the call's rates from its answer on (a call crossing a rate change
+    is priced in spans). The reservation grows to what any call of up to ``paid + block``
+    seconds costs (at most the call cap, and at most ``max_call_seconds`` of talk); an
+    account that cannot pay at least one more increment gets no extension.
     """
     target = min(paid_seconds + policy.block_seconds, policy.max_call_seconds)
     if target <= paid_seconds:
         return None
-    min_total = call_cost(rate, paid_seconds + 1)
-    want_total = call_cost(rate, target)
+    min_total = schedule.max_cost(paid_seconds + 1)
+    want_total = schedule.max_cost(target)
     if cap is not None:
         if cap < min_total:
             return None

@@ -29,7 +29,7 @@ from sidecar.control.settings import ControlSettings, Switch
 from sidecar.freeswitch.commands import uuid_kill_api
 from sidecar.repo import control as control_repo
 from sidecar.services import live_calls
-from sidecar.services.extension import extend_call, paid_seconds
+from sidecar.services.extension import extend_call, paid_time
 
 log = logging.getLogger(__name__)
 EVENTS = ("CHANNEL_ANSWER", "CHANNEL_HANGUP_COMPLETE", "HEARTBEAT")
@@ -173,27 +173,31 @@ class SwitchWorker:
         self, conn: EslConnection, uuid: str, answered_at: float, adopted: bool = False
     ) -> None:
         """Manage an answered call from now on: record it, publish it, announce."""
+        answered = datetime.fromtimestamp(answered_at, UTC)
+        moved = False
         with self._db() as db:
             res = control_repo.reservation_for_control(db, uuid)
             if res is None or res["status"] != "open":
                 return  # not a call Apolo reserved for (the other leg, an internal call)
             if not res["max_duration"]:
                 # authorization leaves it to us (one round trip fewer on the hot path): the
-                # longest call the reservation pays for, as authorize computed it
-                res["max_duration"] = paid_seconds(db, res, self.policy.block_seconds)
-                if not res["max_duration"]:
+                # longest call the reservation pays for, as authorize computed it but from
+                # the real answer, across the rate changes the call meets
+                paid = paid_time(db, res, self.policy.block_seconds, answered)
+                if paid is None or not paid.seconds:
                     return
-            control_repo.mark_answered(
-                db, int(res["id"]), self.node, datetime.fromtimestamp(answered_at, UTC)
-            )
+                res["max_duration"], moved = paid.seconds, paid.moved
+            control_repo.mark_answered(db, int(res["id"]), self.node, answered)
         call = Call(
             uuid, str(res["account"]), int(res["id"]), answered_at, int(res["max_duration"])
         )
         self.calls[uuid] = call
         self._publish(call)
-        if adopted and int(res["extensions"] or 0) > 0:
+        if (adopted and int(res["extensions"] or 0) > 0) or moved:
             # extended before we lost sight of it: the switch may still hold the old hangup,
-            # or none at all if a worker died between sched_del and sched_hangup
+            # or none at all if a worker died between sched_del and sched_hangup; or a rate
+            # changes between authorization and the end of the paid time, so the hangup the
+            # switch got at authorization (priced as if answered then) may be wrong
             self._reschedule(conn, call)
             return
         left = decide.seconds_left(call.answered_at, call.paid_seconds, self._clock())

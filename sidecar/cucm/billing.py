@@ -10,11 +10,11 @@ of the earliest row of the chain that has one).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from sidecar.cucm.records import END_CALL_RECORD, CdrRecord
-from sidecar.rating import normalize_number
+from sidecar.rating import NumberRule, apply_rules
 
 
 @dataclass(frozen=True)
@@ -36,9 +36,15 @@ def billable(record: CdrRecord, devices: re.Pattern[str]) -> tuple[bool, str]:
     return True, ""
 
 
-def rated_number(record: CdrRecord) -> str:
-    """Digits of the outpulsed number when CUCM sent one, else of finalCalledPartyNumber."""
-    return normalize_number(record.outpulsed_called or record.final_called)
+def called_number(record: CdrRecord) -> str:
+    """The outpulsed number when CUCM sent one, else finalCalledPartyNumber."""
+    return record.outpulsed_called or record.final_called
+
+
+def rated_number(record: CdrRecord, rules: Sequence[NumberRule] = ()) -> str:
+    """``called_number`` in E.164 digits by ``rules`` (the cluster's, then the plan's):
+    access codes such as ``9011`` / ``011`` stripped, national numbers completed."""
+    return apply_rules(called_number(record), rules)
 
 
 def chain_keys(record: CdrRecord) -> list[str]:

@@ -86,6 +86,9 @@ APOLO_AUTHORIZED_VALUE: Final = "authorized"
 
 # --- mod_xml_curl request form fields ------------------------------------------------------
 XC_HOSTNAME: Final = "hostname"
+# every event FreeSWITCH sends carries switch_core_get_switchname(): switch.conf.xml's
+# "switchname", else the host name (the same value as a CDR's <cdr switchname=...>)
+XC_SWITCHNAME: Final = "FreeSWITCH-Switchname"
 XC_SECTION: Final = "section"
 XC_CORE_UUID: Final = "Core-UUID"
 XC_UNIQUE_ID: Final = "Unique-ID"

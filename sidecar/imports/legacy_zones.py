@@ -13,7 +13,10 @@ that zone, exactly as the migration's ``INSERT ... SELECT`` joins them:
   the rates table (6 decimals, 12 integer digits) is an error, never rounded;
 - ``initial_increment`` = ``increment`` = ``billing_increment`` (default 60);
 - ``priority`` from the rate_zones row (default 0); connection fee 0;
-- ``effective_start`` = the import's start instant.
+- ``effective_start`` = the import's start instant;
+- optional rate_zones columns with the meaning they have in the rate CSV:
+  ``timing`` (a timing's name in the plan, checked at import), ``minimum_charge``
+  (money) and ``free_seconds``; absent or empty: none, 0 and 0.
 
 Pure: rows come in as mappings of column name to value (CSV text or JSON scalars); the
 result is :class:`RateRow` values plus every error, named by table and line.
@@ -33,8 +36,11 @@ from sidecar.imports.rates_csv import (
     RateRow,
     parse_enabled,
     parse_increment,
+    parse_money,
     parse_prefix,
     parse_priority,
+    parse_seconds,
+    parse_timing_name,
 )
 
 PER_MINUTE = Decimal(60)
@@ -65,6 +71,9 @@ class _Price:
     per_minute: Decimal
     increment: int
     priority: int
+    timing: str | None = None
+    minimum_charge: Decimal = Decimal(0)
+    free_seconds: int = 0
 
 
 def _text(value: object) -> str:
@@ -147,14 +156,22 @@ def _prices(
         increment = reader.cell("rate_zones", line, row, "billing_increment", parse_increment, 60)
         priority = reader.cell("rate_zones", line, row, "priority", parse_priority, 0)
         enabled = reader.cell("rate_zones", line, row, "enabled", parse_enabled, True)
+        timing = reader.cell("rate_zones", line, row, "timing", parse_timing_name, "")
+        minimum = reader.cell("rate_zones", line, row, "minimum_charge", parse_money, Decimal(0))
+        free = reader.cell("rate_zones", line, row, "free_seconds", parse_seconds, 0)
         if zone_id is not None and zone_id not in zones:
             reader.errors.append(LegacyError("rate_zones", line, "zone_id", f"no zone {zone_id}"))
             continue
-        if zone_id is None or per_minute is None or increment is None or priority is None:
+        parts = (zone_id, per_minute, increment, priority, timing, minimum, free)
+        if zone_id is None or any(p is None for p in parts):
             continue
         if not enabled:
             continue
-        found.setdefault(zone_id, []).append(_Price(per_minute, increment, priority))
+        assert per_minute is not None and increment is not None and priority is not None
+        assert minimum is not None and free is not None
+        found.setdefault(zone_id, []).append(
+            _Price(per_minute, increment, priority, timing or None, minimum, free)
+        )
     return found
 
 
@@ -194,6 +211,9 @@ def convert(
                     effective_end=None,
                     priority=price.priority,
                     enabled=True,
+                    timing=price.timing,
+                    minimum_charge=price.minimum_charge,
+                    free_seconds=price.free_seconds,
                     line=line,
                 )
             )

@@ -20,6 +20,10 @@ effective_start     the import's start instant (one value for the whole file)
 effective_end       open (no end); must be later than effective_start
 priority            ``0``; an integer, may be negative
 enabled             ``true``; one of true/false/1/0/yes/no (any case)
+timing              none (the rate applies at any time); else the name of one of
+                    the plan's timings (``apolo timings``), checked at import
+minimum_charge      ``0``; money, as rate_per_minute: a charged call never costs less
+free_seconds        ``0``; whole seconds: calls of at most this long cost nothing
 ==================  ===========================================================
 
 Timestamps are ISO 8601: a date (midnight UTC), or a date-time with an offset; a
@@ -29,7 +33,7 @@ exponents (``1e3``), signs and thousands separators are refused.
 Errors carry the physical line the record starts on (the header is line 1), the
 field and a reason. Blank lines are skipped. Rows of a file with any error must not
 be imported; :class:`ErrorLog` keeps the first errors and counts the rest.
-Duplicate (prefix, effective_start, priority) rows need a look across the whole file;
+Duplicate (prefix, effective_start, priority, timing) rows need a look across the whole file;
 ``sidecar.repo.rate_import`` finds them in its staging table so that memory stays
 bounded however long the file is, and reports them as :class:`RowError` too.
 
@@ -63,6 +67,9 @@ FIELDS: tuple[str, ...] = (
     "effective_end",
     "priority",
     "enabled",
+    "timing",
+    "minimum_charge",
+    "free_seconds",
 )
 REQUIRED: frozenset[str] = frozenset({"prefix", "rate_per_minute"})
 
@@ -97,6 +104,9 @@ class RateRow:
     effective_end: datetime | None
     priority: int
     enabled: bool
+    timing: str | None = None  # a timing's name in the plan; None: at any time
+    minimum_charge: Decimal = _ZERO
+    free_seconds: int = 0
     line: int = field(default=0, compare=False)
 
 
@@ -210,6 +220,24 @@ def parse_timestamp(text: str) -> datetime:
     return value.astimezone(UTC)
 
 
+def parse_seconds(text: str) -> int:
+    """Whole seconds, 0 or more."""
+    if not _is_digits(text):
+        raise _FieldError(f"{text!r} is not a whole number of seconds (0 or more)")
+    value = int(text)
+    if value > INT32_MAX:
+        raise _FieldError(f"{value} is out of range (0 to {INT32_MAX})")
+    return value
+
+
+def parse_timing_name(text: str) -> str:
+    """A timing's name: 1-64 of A-Z a-z 0-9 _ . - (resolved in the plan at import)."""
+    ok = 1 <= len(text) <= 64 and text.isascii()
+    if not ok or not all(c.isalnum() or c in "_.-" for c in text):
+        raise _FieldError(f"{text!r} is not a timing name (1-64 of A-Z a-z 0-9 _ . -)")
+    return text
+
+
 def parse_enabled(text: str) -> bool:
     lowered = text.lower()
     if lowered in _TRUE:
@@ -266,6 +294,9 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "effective_end": parse_timestamp,
     "priority": parse_priority,
     "enabled": parse_enabled,
+    "timing": parse_timing_name,
+    "minimum_charge": parse_money,
+    "free_seconds": parse_seconds,
 }
 
 
@@ -314,15 +345,23 @@ class _RowParser:
             effective_end=end,
             priority=values.get("priority", 0),
             enabled=values.get("enabled", True),
+            timing=values.get("timing"),
+            minimum_charge=values.get("minimum_charge", _ZERO),
+            free_seconds=values.get("free_seconds", 0),
             line=line,
         )
 
 
 def duplicate_error(line: int, first_line: int) -> RowError:
-    """The error for a row repeating the (prefix, effective_start, priority) of an earlier one."""
+    """The error for a row repeating the (prefix, effective_start, priority, timing) of an
+    earlier one."""
     return RowError(
-        line, "prefix", f"same prefix, effective_start and priority as line {first_line}"
+        line, "prefix", f"same prefix, effective_start, priority and timing as line {first_line}"
     )
+
+
+def unknown_timing_error(line: int, name: str, plan: str) -> RowError:
+    return RowError(line, "timing", f"rate plan {plan!r} has no timing named {name!r}")
 
 
 def _end_message(start: datetime, end: datetime) -> str:
@@ -423,6 +462,9 @@ def export_cells(row: RateRow) -> list[str]:
         "" if row.effective_end is None else format_timestamp(row.effective_end),
         str(row.priority),
         "true" if row.enabled else "false",
+        row.timing or "",
+        format_money(row.minimum_charge),
+        str(row.free_seconds),
     ]
 
 

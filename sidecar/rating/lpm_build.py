@@ -36,7 +36,7 @@ from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from itertools import accumulate, islice, repeat
 from operator import add, le, lshift, lt, or_
-from typing import TypeVar
+from typing import Any, TypeVar
 
 KEY_DIGITS = 15  # 15 hexadecimal digits: a key fits a signed 64-bit integer
 MAX_PREFIX = 255  # lengths are stored in one byte (the rates table allows 32 digits)
@@ -61,7 +61,12 @@ class Columns:
     tariff_text: bytes | memoryview  # tariffs, each as ``tariff_text`` of lpm.py writes it
     name_ends: Sequence[int]  # names + 1 offsets into name_text (int64)
     name_text: bytes | memoryview  # names, UTF-8, back to back
+    # every distinct effective_start / effective_end of the rows, microseconds since the
+    # epoch, ascending: a call crossing none of them (and no timing) keeps its rate
+    instants: Sequence[int]
     long: dict[str, int]  # prefixes longer than KEY_DIGITS and their groups
+    timed: bool  # some row names a timing
+    meta: dict[str, Any]  # the plan's PlanMeta as JSON (time zone, parent, timings, rules)
 
 
 K = TypeVar("K", bound=Hashable)
@@ -119,6 +124,7 @@ class Builder:
         version: int,
         tariff_text: Callable[[Hashable], bytes],
         name_text: Callable[[Hashable], bytes],
+        plan: dict[str, Any] | None = None,
     ) -> Columns:
         prefixes = groups = self.prefixes
         first_rows: Iterable[int] = range(0, 2 * len(groups) + 1, 2)
@@ -139,6 +145,12 @@ class Builder:
         digits = bucket_digits(len(groups))
         tariffs = [tariff_text(t) for t in self.tariffs]
         names = [name_text(n) for n in self.names]
+        # a tariff's text: "rate fee first step start end priority timing minimum free"
+        fields = [t.split(b" ") for t in tariffs]
+        if any(len(f) != 10 for f in fields):
+            raise ValueError("a tariff is not 10 space-separated fields")
+        instants = sorted({int(f) for t in fields for f in t[4:6] if f})
+        timed = any(t[7] for t in fields)
         return Columns(
             version=version,
             starts=array("q", starts),
@@ -150,7 +162,10 @@ class Builder:
             tariff_text=b"".join(tariffs),
             name_ends=array("q", accumulate(map(len, names), initial=0)),
             name_text=b"".join(names),
+            instants=array("q", instants),
             long=long,
+            timed=timed,
+            meta=dict(plan or {}),
         )
 
 

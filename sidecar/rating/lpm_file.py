@@ -22,12 +22,12 @@ from typing import Any, Literal
 from sidecar.rating.lpm_build import Columns
 
 MAGIC = b"APOLOLPM"
-FORMAT = 1
+FORMAT = 2  # 2: timings, minimum charge, free seconds, effective instants, plan meta
 _HEAD = struct.Struct("=8sI")
 _Code = Literal["q", "i", "B"]
 _TYPES: dict[str, _Code] = {
     "starts": "q", "groups": "q", "buckets": "i", "rows": "q", "tariff_ends": "q",
-    "tariff_text": "B", "name_ends": "q", "name_text": "B",
+    "tariff_text": "B", "name_ends": "q", "name_text": "B", "instants": "q",
 }  # fmt: skip
 
 
@@ -47,7 +47,8 @@ def save(columns: Columns, path: str | os.PathLike[str]) -> None:
         offset = _align(offset + data.nbytes)
     header = json.dumps(
         {"format": FORMAT, "version": columns.version, "byteorder": sys.byteorder,
-         "shift": columns.shift, "long": columns.long, "sections": sections},
+         "shift": columns.shift, "long": columns.long, "timed": columns.timed,
+         "meta": columns.meta, "sections": sections},
         separators=(",", ":"),
     ).encode()  # fmt: skip
     start = _align(_HEAD.size + len(header))
@@ -98,8 +99,9 @@ def _columns(header: dict[str, Any], view: memoryview, start: int, size: int) ->
             raise ValueError("truncated")
         values[name] = view[start + at : end].cast(code)
     return Columns(
-        version=int(header["version"]), shift=int(header["shift"]), long=header["long"], **values
-    )
+        version=int(header["version"]), shift=int(header["shift"]), long=header["long"],
+        timed=bool(header["timed"]), meta=dict(header["meta"]), **values,
+    )  # fmt: skip
 
 
 def _check(columns: Columns, path: object) -> None:
@@ -119,4 +121,10 @@ def _check(columns: Columns, path: object) -> None:
         raise ValueError(f"{path}: inconsistent index file")
 
 
-assert set(_TYPES) == {f.name for f in fields(Columns)} - {"version", "shift", "long"}
+assert set(_TYPES) == {f.name for f in fields(Columns)} - {
+    "version",
+    "shift",
+    "long",
+    "timed",
+    "meta",
+}

@@ -6,6 +6,10 @@ from datetime import datetime
 from decimal import Decimal
 from typing import NamedTuple
 
+from sidecar.rating.timing import Timing
+
+ZERO = Decimal(0)
+
 
 class Rate(NamedTuple):
     """One rate of a plan. Immutable; a named tuple rather than a frozen dataclass because
@@ -22,6 +26,9 @@ class Rate(NamedTuple):
     effective_end: datetime | None
     priority: int = 0
     enabled: bool = True
+    timing: Timing | None = None  # None: at any time
+    minimum_charge: Decimal = ZERO  # an answered, charged call never costs less
+    free_seconds: int = 0  # calls of at most this many seconds cost nothing
 
     def in_effect(self, at: datetime) -> bool:
         """``effective_start <= at < effective_end`` (open end when ``effective_end`` is None)."""
@@ -29,7 +36,11 @@ class Rate(NamedTuple):
             return False
         return self.effective_end is None or at < self.effective_end
 
-    def summary(self) -> dict[str, str | int]:
+    def applies(self, at: datetime) -> bool:
+        """In effect at ``at`` and its timing (if any) holds ``at``."""
+        return self.in_effect(at) and (self.timing is None or self.timing.contains(at))
+
+    def summary(self) -> dict[str, str | int | None]:
         """The rate as the API and channel variables show it (money as decimal strings)."""
         return {
             "id": self.id,
@@ -39,4 +50,7 @@ class Rate(NamedTuple):
             "connection_fee": str(self.connection_fee),
             "initial_increment": self.initial_increment,
             "increment": self.increment,
+            "timing": None if self.timing is None else self.timing.name,
+            "minimum_charge": str(self.minimum_charge),
+            "free_seconds": self.free_seconds,
         }

@@ -44,6 +44,8 @@ _COLUMNS = (
     "linked_uuids",
     "apolo_vars",
     "raw_xml",
+    "caller_normalized",
+    "spans",
 )
 _INSERT = (
     f"INSERT INTO cdrs ({', '.join(_COLUMNS)}) VALUES ({', '.join(['%s'] * len(_COLUMNS))})"
@@ -54,7 +56,8 @@ _PUBLIC = (
     " c.destination, a.number AS account, c.reservation_id, c.start_at, c.answer_at, c.end_at,"
     " c.billusec, c.billsec, c.fs_billsec, c.hangup_cause, c.hangup_cause_q850, c.rate_id,"
     " c.rate_prefix, c.rate_per_minute, c.connection_fee, c.billed_seconds, c.cost,"
-    " c.billing_status, c.billing_note, c.linked_uuids, c.received_at"
+    " c.billing_status, c.billing_note, c.linked_uuids, c.received_at, c.caller_normalized,"
+    " coalesce(c.spans, '[]'::jsonb) AS spans"
 )
 
 
@@ -63,6 +66,8 @@ def insert_new(conn: psycopg.Connection[Any], row: dict[str, Any]) -> int | None
     values = [row.get(c) for c in _COLUMNS]
     values[_COLUMNS.index("apolo_vars")] = Jsonb(row.get("apolo_vars") or {})
     values[_COLUMNS.index("linked_uuids")] = list(row.get("linked_uuids") or [])
+    spans = row.get("spans")
+    values[_COLUMNS.index("spans")] = None if spans is None else Jsonb(spans)
     found = conn.execute(_INSERT, values).fetchone()
     return None if found is None else int(found["id"])
 
@@ -241,12 +246,12 @@ def by_uuid(conn: psycopg.Connection[Any], call_uuid: str) -> list[dict[str, Any
 EXPORT_COLUMNS = (
     "id", "call_uuid", "leg", "source", "account", "caller", "callee", "destination",
     "start_at", "answer_at", "end_at", "billsec", "billed_seconds", "hangup_cause",
-    "rate_prefix", "rate_per_minute", "cost", "billing_status",
+    "rate_prefix", "rate_per_minute", "cost", "billing_status", "caller_normalized",
 )  # fmt: skip
 _EXPORT = (
     "SELECT c.id, c.call_uuid, c.leg, c.source, a.number, c.caller, c.callee, c.destination,"
     " c.start_at, c.answer_at, c.end_at, c.billsec, c.billed_seconds, c.hangup_cause,"
-    " c.rate_prefix, c.rate_per_minute, c.cost, c.billing_status"
+    " c.rate_prefix, c.rate_per_minute, c.cost, c.billing_status, c.caller_normalized"
     " FROM cdrs c LEFT JOIN accounts a ON a.id = c.account_id"
 )
 

@@ -48,8 +48,9 @@ def set_max_duration(conn: psycopg.Connection[Any], reservation_id: int, seconds
 def reservation_for_control(conn: psycopg.Connection[Any], call_uuid: str) -> dict[str, Any] | None:
     """The call's reservation with what the worker needs: account, rate, paid time, cap."""
     return conn.execute(
-        "SELECT r.id, r.account_id, a.number AS account, r.call_uuid, r.amount, r.rate_id,"
-        " r.max_duration, r.extensions, r.status, r.node, r.answered_at, r.created_at"
+        "SELECT r.id, r.account_id, a.number AS account, a.plan_id, r.call_uuid, r.amount,"
+        " r.rate_id, r.callee, r.max_duration, r.extensions, r.status, r.node, r.answered_at,"
+        " r.created_at"
         " FROM reservations r JOIN accounts a ON a.id = r.account_id WHERE r.call_uuid = %s",
         (call_uuid,),
     ).fetchone()
@@ -75,10 +76,17 @@ def mark_answered(
     )
 
 
+def plan_of_account(conn: psycopg.Connection[Any], account_id: int) -> int | None:
+    row = conn.execute("SELECT plan_id FROM accounts WHERE id = %s", (account_id,)).fetchone()
+    return None if row is None else int(row["plan_id"])
+
+
 def rate_by_id(conn: psycopg.Connection[Any], rate_id: int) -> Rate | None:
+    """The rate alone (its timing, if any, is not loaded: it prices from answer on)."""
     row = conn.execute(
         "SELECT id, prefix, name, rate_per_minute, connection_fee, initial_increment, increment,"
-        " effective_start, effective_end, priority, enabled FROM rates WHERE id = %s",
+        " effective_start, effective_end, priority, enabled, minimum_charge, free_seconds"
+        " FROM rates WHERE id = %s",
         (rate_id,),
     ).fetchone()
     if row is None:
@@ -95,6 +103,8 @@ def rate_by_id(conn: psycopg.Connection[Any], rate_id: int) -> Rate | None:
         effective_end=row["effective_end"],
         priority=int(row["priority"]),
         enabled=bool(row["enabled"]),
+        minimum_charge=Decimal(row["minimum_charge"]),
+        free_seconds=int(row["free_seconds"]),
     )
 
 

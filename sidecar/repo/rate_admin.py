@@ -8,43 +8,64 @@ from typing import Any
 import psycopg
 from psycopg.rows import tuple_row
 
-from sidecar.rating import Rate
+from sidecar.rating import PlanMeta, Rate
+from sidecar.repo import rates as rates_repo
 
 RATE_COLUMNS = (
     "id", "plan_id", "prefix", "name", "rate_per_minute", "connection_fee", "initial_increment",
-    "increment", "effective_start", "effective_end", "priority", "enabled",
+    "increment", "effective_start", "effective_end", "priority", "enabled", "timing_id",
+    "minimum_charge", "free_seconds",
 )  # fmt: skip
-_RATE_SELECT = "SELECT " + ", ".join(RATE_COLUMNS) + " FROM rates"
+# every column, and the timing's name as ``timing``
+_RATE_SELECT = (
+    "SELECT " + ", ".join(f"r.{c}" for c in RATE_COLUMNS) + ", t.name AS timing"
+    " FROM rates r LEFT JOIN timings t ON t.id = r.timing_id"
+)
 UPDATABLE = frozenset(RATE_COLUMNS) - {"id", "plan_id"}
+_PLAN_SELECT = (
+    "SELECT p.id, p.name, p.currency, p.timezone, pp.name AS parent, p.parent_id, p.version,"
+    " p.created_at,"
+    " (SELECT count(*) FROM rates r WHERE r.plan_id = p.id) AS rates,"
+    " (SELECT count(*) FROM accounts a WHERE a.plan_id = p.id) AS accounts,"
+    " (SELECT count(*) FROM rate_plans c WHERE c.parent_id = p.id) AS children"
+    " FROM rate_plans p LEFT JOIN rate_plans pp ON pp.id = p.parent_id"
+)
 
 
 def list_plans(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
-    return conn.execute(
-        "SELECT p.id, p.name, p.currency, p.version, p.created_at,"
-        " (SELECT count(*) FROM rates r WHERE r.plan_id = p.id) AS rates,"
-        " (SELECT count(*) FROM accounts a WHERE a.plan_id = p.id) AS accounts"
-        " FROM rate_plans p ORDER BY p.name"
-    ).fetchall()
+    return conn.execute(_PLAN_SELECT + " ORDER BY p.name").fetchall()
 
 
-def get_plan(conn: psycopg.Connection[Any], name: str) -> dict[str, Any] | None:
-    return conn.execute(
-        "SELECT p.id, p.name, p.currency, p.version, p.created_at,"
-        " (SELECT count(*) FROM rates r WHERE r.plan_id = p.id) AS rates,"
-        " (SELECT count(*) FROM accounts a WHERE a.plan_id = p.id) AS accounts"
-        " FROM rate_plans p WHERE p.name = %s",
-        (name,),
-    ).fetchone()
+def get_plan(conn: psycopg.Connection[Any], name: str, lock: bool = False) -> dict[str, Any] | None:
+    sql = _PLAN_SELECT + " WHERE p.name = %s" + (" FOR UPDATE OF p" if lock else "")
+    return conn.execute(sql, (name,)).fetchone()
 
 
-def create_plan(conn: psycopg.Connection[Any], name: str, currency: str) -> int | None:
+def create_plan(
+    conn: psycopg.Connection[Any],
+    name: str,
+    currency: str,
+    timezone: str = "UTC",
+    parent_id: int | None = None,
+) -> int | None:
     """The new plan's id, or None when the name is taken."""
     row = conn.execute(
-        "INSERT INTO rate_plans (name, currency) VALUES (%s, %s)"
+        "INSERT INTO rate_plans (name, currency, timezone, parent_id) VALUES (%s, %s, %s, %s)"
         " ON CONFLICT (name) DO NOTHING RETURNING id",
-        (name, currency),
+        (name, currency, timezone, parent_id),
     ).fetchone()
     return None if row is None else int(row["id"])
+
+
+PLAN_UPDATABLE = frozenset({"timezone", "parent_id"})
+
+
+def update_plan(conn: psycopg.Connection[Any], plan_id: int, values: dict[str, Any]) -> None:
+    """Set ``timezone`` / ``parent_id`` (a parent that would make a cycle raises
+    ``psycopg.errors.CheckViolation``, constraint ``rate_plans_parent_cycle``)."""
+    assert values and set(values) <= PLAN_UPDATABLE
+    assignments = ", ".join(f"{column} = %s" for column in values)
+    conn.execute(f"UPDATE rate_plans SET {assignments} WHERE id = %s", [*values.values(), plan_id])
 
 
 def delete_plan(conn: psycopg.Connection[Any], plan_id: int) -> None:
@@ -64,22 +85,22 @@ def search_rates(
     """Rates of the plan by id: ``prefix`` = prefixes starting with those digits,
     ``matching`` = prefixes a number starts with (the candidates of a lookup),
     ``name`` = case-insensitive substring."""
-    sql = _RATE_SELECT + " WHERE plan_id = %s"
+    sql = _RATE_SELECT + " WHERE r.plan_id = %s"
     params: list[object] = [plan_id]
     if prefix is not None:
-        sql += " AND prefix LIKE %s"
+        sql += " AND r.prefix LIKE %s"
         params.append(prefix + "%")
     if matching is not None:
-        sql += " AND prefix = ANY(%s)"
+        sql += " AND r.prefix = ANY(%s)"
         params.append([matching[:n] for n in range(1, len(matching) + 1)])
     if name is not None:
         escaped = name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        sql += " AND lower(name) LIKE lower(%s)"
+        sql += " AND lower(r.name) LIKE lower(%s)"
         params.append(f"%{escaped}%")
     if after_id is not None:
-        sql += " AND id > %s"
+        sql += " AND r.id > %s"
         params.append(after_id)
-    sql += " ORDER BY id LIMIT %s"
+    sql += " ORDER BY r.id LIMIT %s"
     params.append(limit)
     return conn.execute(sql, params).fetchall()
 
@@ -87,7 +108,7 @@ def search_rates(
 def get_rate(
     conn: psycopg.Connection[Any], rate_id: int, lock: bool = False
 ) -> dict[str, Any] | None:
-    sql = _RATE_SELECT + " WHERE id = %s" + (" FOR UPDATE" if lock else "")
+    sql = _RATE_SELECT + " WHERE r.id = %s" + (" FOR UPDATE OF r" if lock else "")
     return conn.execute(sql, (rate_id,)).fetchone()
 
 
@@ -116,13 +137,19 @@ def delete_rate(conn: psycopg.Connection[Any], rate_id: int) -> None:
 def plan_rates(conn: psycopg.Connection[Any], plan_id: int) -> Iterator[Rate]:
     """Every rate of the plan (enabled or not) as rating values, in prefix byte order,
     streamed by a server-side cursor (needs an open transaction)."""
+    timings = PlanMeta.from_json(rates_repo.plan_meta(conn, plan_id)).timing_by_id()
     with conn.cursor(name="apolo_plan_rates", row_factory=tuple_row) as cur:
         cur.itersize = 10_000
         cur.execute(
             "SELECT id, prefix, name, rate_per_minute, connection_fee, initial_increment,"
-            " increment, effective_start, effective_end, priority, enabled"
+            " increment, effective_start, effective_end, priority, enabled, timing_id,"
+            " minimum_charge, free_seconds"
             ' FROM rates WHERE plan_id = %s ORDER BY prefix COLLATE "C", id',
             (plan_id,),
         )
         for record in cur:
-            yield Rate(*record)
+            timing_id = record[11]
+            timing = None if timing_id is None else timings[timing_id]
+            yield Rate(*record[:11])._replace(
+                timing=timing, minimum_charge=record[12], free_seconds=record[13]
+            )

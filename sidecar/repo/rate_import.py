@@ -5,9 +5,12 @@ Import runs in three steps inside the caller's transaction (nothing here commits
 1. :func:`stage_rates` COPYs the validated rows (streamed, never held in a list) into
    a temporary staging table, dropped at commit;
 2. :func:`staged_duplicates` finds rows repeating the (prefix, effective_start,
-   priority) of an earlier row of the same file, by line number;
+   priority, timing) of an earlier row of the same file, by line number, and
+   :func:`staged_unknown_timings` rows naming a timing the plan does not have
+   (:func:`staged_errors`: both);
 3. :func:`apply_staged` creates/locks the plan, optionally deletes its rates, and
-   moves the staged rows into ``rates`` with ONE ``INSERT ... SELECT``.
+   moves the staged rows into ``rates`` with ONE ``INSERT ... SELECT`` (timing names
+   turned into the plan's timing ids).
 
 The rates triggers are statement-level, so an import fires them once (twice with
 ``replace``: the DELETE and the INSERT), and PostgreSQL folds the identical
@@ -29,7 +32,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import tuple_row
 
-from sidecar.imports.rates_csv import RateRow, RowError, duplicate_error
+from sidecar.imports.rates_csv import RateRow, RowError, duplicate_error, unknown_timing_error
 
 DEFAULT_CURRENCY = "USD"
 EXPORT_BATCH_ROWS = 10_000
@@ -46,50 +49,68 @@ CREATE TEMP TABLE apolo_rate_stage (
     effective_start   timestamptz NOT NULL,
     effective_end     timestamptz,
     priority          integer NOT NULL,
-    enabled           boolean NOT NULL
+    enabled           boolean NOT NULL,
+    timing            text,
+    minimum_charge    numeric(18,6) NOT NULL,
+    free_seconds      integer NOT NULL
 ) ON COMMIT DROP
 """
 _COPY_STAGE = """
 COPY apolo_rate_stage (line, prefix, name, rate_per_minute, connection_fee,
                        initial_increment, increment, effective_start, effective_end,
-                       priority, enabled)
+                       priority, enabled, timing, minimum_charge, free_seconds)
 FROM STDIN (FORMAT BINARY)
 """
 _STAGE_TYPES = [
     "int4", "text", "text", "numeric", "numeric", "int4", "int4",
-    "timestamptz", "timestamptz", "int4", "bool",
+    "timestamptz", "timestamptz", "int4", "bool", "text", "numeric", "int4",
 ]  # fmt: skip
-# how many rows repeat the (prefix, effective_start, priority) of an earlier row
-_COUNT_DUPLICATES = """
+_SAME = "prefix, effective_start, priority, coalesce(timing, '')"
+# how many rows repeat the (prefix, effective_start, priority, timing) of an earlier row
+_COUNT_DUPLICATES = f"""
 SELECT coalesce(sum(n - 1), 0)
   FROM (SELECT count(*) AS n
           FROM apolo_rate_stage
-         GROUP BY prefix, effective_start, priority
+         GROUP BY {_SAME}
         HAVING count(*) > 1) AS d
 """
 # those rows by line, each with the line of the first row of its group
-_LIST_DUPLICATES = """
+_LIST_DUPLICATES = f"""
 SELECT line, first_line
-  FROM (SELECT line, min(line) OVER (PARTITION BY prefix, effective_start, priority)
-                     AS first_line
+  FROM (SELECT line, min(line) OVER (PARTITION BY {_SAME}) AS first_line
           FROM apolo_rate_stage) AS s
  WHERE line <> first_line
  ORDER BY line
  LIMIT %s
 """
+# rows naming a timing the plan (by name; maybe not created yet) does not have
+_UNKNOWN_TIMINGS = """
+SELECT s.line, s.timing, count(*) OVER () AS total
+  FROM apolo_rate_stage s
+ WHERE s.timing IS NOT NULL
+   AND NOT EXISTS (SELECT 1 FROM timings t JOIN rate_plans p ON p.id = t.plan_id
+                    WHERE p.name = %s AND t.name = s.timing)
+ ORDER BY s.line
+ LIMIT %s
+"""
 _INSERT_STAGED = """
 INSERT INTO rates (plan_id, prefix, name, rate_per_minute, connection_fee, initial_increment,
-                   increment, effective_start, effective_end, priority, enabled)
-SELECT %s, prefix, name, rate_per_minute, connection_fee, initial_increment,
-       increment, effective_start, effective_end, priority, enabled
-  FROM apolo_rate_stage
+                   increment, effective_start, effective_end, priority, enabled, timing_id,
+                   minimum_charge, free_seconds)
+SELECT %(plan)s, s.prefix, s.name, s.rate_per_minute, s.connection_fee, s.initial_increment,
+       s.increment, s.effective_start, s.effective_end, s.priority, s.enabled, t.id,
+       s.minimum_charge, s.free_seconds
+  FROM apolo_rate_stage s
+  LEFT JOIN timings t ON t.plan_id = %(plan)s AND t.name = s.timing
 """
 _EXPORT = """
-SELECT prefix, name, rate_per_minute, connection_fee, initial_increment, increment,
-       effective_start, effective_end, priority, enabled
-  FROM rates
- WHERE plan_id = %s
- ORDER BY prefix COLLATE "C", effective_start, priority, id
+SELECT r.prefix, r.name, r.rate_per_minute, r.connection_fee, r.initial_increment, r.increment,
+       r.effective_start, r.effective_end, r.priority, r.enabled, t.name, r.minimum_charge,
+       r.free_seconds
+  FROM rates r
+  LEFT JOIN timings t ON t.id = r.timing_id
+ WHERE r.plan_id = %s
+ ORDER BY r.prefix COLLATE "C", r.effective_start, r.priority, r.id
 """
 
 
@@ -108,11 +129,12 @@ class CurrencyMismatchError(ValueError):
 
 
 class DuplicateRatesError(ValueError):
-    """Rows of one import repeat a (prefix, effective_start, priority); ``errors`` lists
-    the first ones by line, ``count`` is how many there are in all."""
+    """Rows of one import repeat a (prefix, effective_start, priority, timing) or name a
+    timing the plan does not have; ``errors`` lists the first ones by line, ``count`` is
+    how many there are in all."""
 
     def __init__(self, errors: list[RowError], count: int) -> None:
-        super().__init__(f"{count} duplicate rate row(s); first: {errors[0]}")
+        super().__init__(f"{count} bad rate row(s); first: {errors[0]}")
         self.errors = errors
         self.count = count
 
@@ -151,6 +173,9 @@ def _stage_record(row: RateRow) -> tuple[Any, ...]:
         row.effective_end,
         row.priority,
         row.enabled,
+        row.timing,
+        row.minimum_charge,
+        row.free_seconds,
     )
 
 
@@ -168,6 +193,27 @@ def staged_duplicates(
             return [], count
         records = cur.execute(_LIST_DUPLICATES, (limit,)).fetchall()
     return [duplicate_error(line, first) for line, first in records], count
+
+
+def staged_unknown_timings(
+    conn: psycopg.Connection[Any], plan_name: str, limit: int = 100
+) -> tuple[list[RowError], int]:
+    """The first ``limit`` staged rows naming a timing plan ``plan_name`` does not have
+    (every named timing, when the plan does not exist yet), and how many there are."""
+    with conn.cursor(row_factory=tuple_row) as cur:
+        records = cur.execute(_UNKNOWN_TIMINGS, (plan_name, max(limit, 1))).fetchall()
+    count = int(records[0][2]) if records else 0
+    errors = [unknown_timing_error(line, name, plan_name) for line, name, _ in records]
+    return errors[: max(limit, 0)], count
+
+
+def staged_errors(
+    conn: psycopg.Connection[Any], plan_name: str, limit: int = 100
+) -> tuple[list[RowError], int]:
+    """Duplicates and unknown timings of the staged rows: the first ``limit``, the count."""
+    duplicates, duplicate_count = staged_duplicates(conn, limit)
+    unknown, unknown_count = staged_unknown_timings(conn, plan_name, limit - len(duplicates))
+    return duplicates + unknown, duplicate_count + unknown_count
 
 
 def lock_plan(
@@ -205,7 +251,7 @@ def apply_staged(
     with conn.cursor(row_factory=tuple_row) as cur:
         if replace:
             cur.execute("DELETE FROM rates WHERE plan_id = %s", (plan.id,))
-        cur.execute(_INSERT_STAGED, (plan.id,))
+        cur.execute(_INSERT_STAGED, {"plan": plan.id})
         inserted = cur.rowcount
         # DELETE and INSERT each bumped the version: one import is one change
         cur.execute(
@@ -225,9 +271,10 @@ def copy_rates(
 ) -> int:
     """Stage, check and insert ``rows`` into the plan in the caller's transaction (no
     commit). Raises :class:`DuplicateRatesError` before touching ``rates`` when rows
-    repeat a (prefix, effective_start, priority); the caller should then roll back."""
+    repeat a (prefix, effective_start, priority, timing) or name a timing the plan does
+    not have; the caller should then roll back."""
     stage_rates(conn, rows)
-    errors, count = staged_duplicates(conn)
+    errors, count = staged_errors(conn, plan_name)
     if count:
         raise DuplicateRatesError(errors, count)
     return apply_staged(conn, plan_name, replace=replace, currency=currency)
@@ -255,7 +302,8 @@ def _stream(conn: psycopg.Connection[Any], plan_id: int, batch_rows: int) -> Ite
 
 
 def _rate_row(record: tuple[Any, ...]) -> RateRow:
-    (prefix, name, rate, fee, initial, increment, start, end, priority, enabled) = record
+    (prefix, name, rate, fee, initial, increment, start, end, priority, enabled, timing,
+     minimum, free) = record  # fmt: skip
     return RateRow(
         prefix=prefix,
         name=name,
@@ -267,4 +315,7 @@ def _rate_row(record: tuple[Any, ...]) -> RateRow:
         effective_end=None if end is None else end.astimezone(UTC),
         priority=priority,
         enabled=enabled,
+        timing=timing,
+        minimum_charge=minimum,
+        free_seconds=free,
     )

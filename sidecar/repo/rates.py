@@ -15,27 +15,51 @@ def plan_versions(conn: psycopg.Connection[Any]) -> dict[int, int]:
     return {int(r["id"]): int(r["version"]) for r in rows}
 
 
+def number_rules_version(conn: psycopg.Connection[Any]) -> int:
+    """Moves whenever a source's (switch's, cluster's) normalization rules change."""
+    row = conn.execute("SELECT version FROM number_rules_version").fetchone()
+    return 0 if row is None else int(row["version"])
+
+
+def source_rules(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
+    """Every source's normalization rules, in the order they are tried."""
+    return conn.execute(
+        "SELECT source, source_name, direction, strip_prefix, add_prefix, min_length,"
+        " max_length FROM number_rules WHERE source IS NOT NULL"
+        " ORDER BY source, source_name, direction, position, id"
+    ).fetchall()
+
+
+# the columns of ``RateIndex.from_rows``, in its order
+RATE_ROW_COLUMNS = (
+    "id, prefix, name, rate_per_minute, connection_fee, initial_increment, increment,"
+    " effective_start, effective_end, priority, enabled, timing_id, minimum_charge,"
+    " free_seconds"
+)
+
+
 @contextmanager
 def plan_snapshot(
     conn: psycopg.Connection[Any], plan_id: int
-) -> Iterator[tuple[int, Iterator[tuple[Any, ...]]]]:
-    """The plan's version and its rates, streamed from one snapshot.
+) -> Iterator[tuple[int, dict[str, Any], Iterator[tuple[Any, ...]]]]:
+    """The plan's version, its meta (``plan_meta``) and its rates, streamed from one
+    snapshot.
 
     Rows come in the column order of ``RateIndex.from_rows``, grouped by prefix and in
     preference order within a prefix. Iterate them inside the ``with`` block.
     """
     with conn.transaction():
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        conn.execute("SELECT FROM rates LIMIT 0")  # rates before rate_plans (lock order)
+        version, meta = plan_version(conn, plan_id), plan_meta(conn, plan_id)
         with conn.cursor(name=f"plan_{plan_id}", row_factory=tuple_row) as cur:
             cur.itersize = 20_000
-            cur.execute(  # rates before rate_plans, as plan_snapshot_text (lock order)
-                "SELECT id, prefix, name, rate_per_minute, connection_fee, initial_increment,"
-                " increment, effective_start, effective_end, priority, enabled"
-                " FROM rates WHERE plan_id = %s AND enabled"
-                " ORDER BY prefix, priority DESC, effective_start DESC",
+            cur.execute(
+                f"SELECT {RATE_ROW_COLUMNS} FROM rates WHERE plan_id = %s AND enabled"
+                " ORDER BY prefix, priority DESC, effective_start DESC, id",
                 (plan_id,),
             )
-            yield plan_version(conn, plan_id), iter(cur)
+            yield version, meta, iter(cur)
 
 
 def plan_has_rates(conn: psycopg.Connection[Any], plan_id: int, count: int) -> bool:
@@ -51,6 +75,83 @@ def plan_version(conn: psycopg.Connection[Any], plan_id: int) -> int:
     """The plan's version; 0 when there is no such plan."""
     row = conn.execute("SELECT version FROM rate_plans WHERE id = %s", (plan_id,)).fetchone()
     return 0 if row is None else int(row["version"])
+
+
+def plan_meta(conn: psycopg.Connection[Any], plan_id: int) -> dict[str, Any]:
+    """The plan's time zone, parent, timings and normalization rules, in the JSON form of
+    ``PlanMeta.from_json`` (``{}`` when there is no such plan)."""
+    with conn.cursor(row_factory=tuple_row) as cur:
+        plan = cur.execute(
+            "SELECT timezone, parent_id FROM rate_plans WHERE id = %s", (plan_id,)
+        ).fetchone()
+        if plan is None:
+            return {}
+        timings = cur.execute(
+            "SELECT id, name, weekdays, start_second, end_second, dates FROM timings"
+            " WHERE plan_id = %s ORDER BY id",
+            (plan_id,),
+        ).fetchall()
+        rules = cur.execute(
+            "SELECT direction, strip_prefix, add_prefix, min_length, max_length"
+            " FROM number_rules WHERE plan_id = %s ORDER BY direction, position, id",
+            (plan_id,),
+        ).fetchall()
+    return {
+        "plan_id": plan_id,
+        "timezone": plan[0],
+        "parent_id": plan[1],
+        "timings": [_timing(t) for t in timings],
+        "callee_rules": [_rule(r) for r in rules if r[0] == "callee"],
+        "caller_rules": [_rule(r) for r in rules if r[0] == "caller"],
+    }
+
+
+def _timing(row: tuple[Any, ...]) -> dict[str, Any]:
+    return {
+        "id": row[0],
+        "name": row[1],
+        "weekdays": list(row[2]),
+        "start": row[3],
+        "end": row[4],
+        "dates": [d.isoformat() for d in row[5]],
+    }
+
+
+def _rule(row: tuple[Any, ...]) -> dict[str, Any]:
+    return {"strip": row[1], "add": row[2], "min_length": row[3], "max_length": row[4]}
+
+
+def plan_chain(conn: psycopg.Connection[Any], plan_id: int) -> list[int]:
+    """The plan and its ancestors, nearest first (cycles are refused by a trigger; a
+    repeated id ends the walk anyway)."""
+    rows = conn.execute(
+        "WITH RECURSIVE up(id, parent_id, depth) AS ("
+        " SELECT id, parent_id, 0 FROM rate_plans WHERE id = %s"
+        " UNION ALL SELECT p.id, p.parent_id, up.depth + 1 FROM rate_plans p"
+        " JOIN up ON p.id = up.parent_id WHERE up.depth < 32)"
+        " SELECT id FROM up ORDER BY depth",
+        (plan_id,),
+    ).fetchall()
+    chain: list[int] = []
+    for row in rows:
+        if int(row["id"]) in chain:
+            break
+        chain.append(int(row["id"]))
+    return chain
+
+
+def candidate_rows(
+    conn: psycopg.Connection[Any], plan_id: int, number: str
+) -> list[tuple[Any, ...]]:
+    """The plan's enabled rates whose prefix starts ``number``, in ``RateIndex.from_rows``
+    order: what a lookup of that one number can need (a few rows, by the prefix index)."""
+    prefixes = [number[:n] for n in range(1, min(len(number), 32) + 1)]
+    with conn.cursor(row_factory=tuple_row) as cur:
+        return cur.execute(
+            f"SELECT {RATE_ROW_COLUMNS} FROM rates WHERE plan_id = %s AND enabled"
+            " AND prefix = ANY(%s) ORDER BY prefix, priority DESC, effective_start DESC, id",
+            (plan_id, prefixes),
+        ).fetchall()
 
 
 def database_identity(conn: psycopg.Connection[Any]) -> tuple[str, int]:
@@ -80,34 +181,39 @@ def database_oids(conn: psycopg.Connection[Any]) -> set[int]:
 
 # one line per rate: id, prefix, the tariff as ``RateIndex.from_text`` reads it, name
 # (backslash, newline and tab escaped as COPY text format does)
+_TARIFF = (
+    "concat_ws(' ', rate_per_minute, connection_fee, initial_increment, increment,"
+    " (extract(epoch FROM effective_start) * 1000000)::bigint,"
+    " coalesce(((extract(epoch FROM effective_end) * 1000000)::bigint)::text, ''), priority,"
+    " coalesce(timing_id::text, ''), minimum_charge, free_seconds)"
+)
 _LINE = (
-    "id || E'\\t' || prefix || E'\\t' || concat_ws(' ', rate_per_minute, connection_fee,"
-    " initial_increment, increment, (extract(epoch FROM effective_start) * 1000000)::bigint,"
-    " coalesce(((extract(epoch FROM effective_end) * 1000000)::bigint)::text, ''), priority)"
+    "id || E'\\t' || prefix || E'\\t' || " + _TARIFF + ""
     " || E'\\t' || replace(replace(replace(name, E'\\\\', E'\\\\\\\\'), E'\\n', E'\\\\n'),"
     " E'\\t', E'\\\\t') || E'\\n'"
 )
+_ORDER = ' ORDER BY prefix COLLATE "C", priority DESC, effective_start DESC, id'
 _SNAPSHOT = (
     "SELECT convert_to(string_agg(line, ''), 'UTF8') AS text FROM (SELECT " + _LINE + " AS line"
-    " FROM rates WHERE plan_id = %s AND enabled"
-    ' ORDER BY prefix COLLATE "C", priority DESC, effective_start DESC) ordered'
+    " FROM rates WHERE plan_id = %s AND enabled" + _ORDER + ") ordered"
 )
 _COPY_SNAPSHOT = (
-    "COPY (SELECT id, prefix, concat_ws(' ', rate_per_minute, connection_fee,"
-    " initial_increment, increment, (extract(epoch FROM effective_start) * 1000000)::bigint,"
-    " coalesce(((extract(epoch FROM effective_end) * 1000000)::bigint)::text, ''), priority),"
-    " name FROM rates WHERE plan_id = %s AND enabled"
-    ' ORDER BY prefix COLLATE "C", priority DESC, effective_start DESC) TO STDOUT'
+    "COPY (SELECT id, prefix, "
+    + _TARIFF
+    + ", name FROM rates WHERE plan_id = %s AND enabled"
+    + _ORDER
+    + ") TO STDOUT"
 )
 
 
 @contextmanager
 def plan_snapshot_text(
     conn: psycopg.Connection[Any], plan_id: int, *, via_copy: bool = False
-) -> Iterator[tuple[int, Iterator[bytes]]]:
-    """The plan's version and its rates as ``RateIndex.from_text`` takes them, from one
-    snapshot: blocks of whole lines, grouped by prefix (byte order) and in preference
-    order within a prefix. Consume them inside the ``with`` block.
+) -> Iterator[tuple[int, dict[str, Any], Iterator[bytes]]]:
+    """The plan's version, its meta (``plan_meta``) and its rates as
+    ``RateIndex.from_text`` takes them, from one snapshot: blocks of whole lines, grouped
+    by prefix (byte order) and in preference order within a prefix. Consume them inside
+    the ``with`` block.
 
     The server joins the lines into one value (the aggregate keeps the order of its
     sorted input: ``from_text`` checks it), sent as raw bytes: a cursor or COPY would
@@ -122,7 +228,7 @@ def plan_snapshot_text(
         # (the test fixture's) takes them: the other order can deadlock against it; the
         # snapshot taken here serves both reads either way
         conn.execute("SELECT FROM rates LIMIT 0")
-        version = plan_version(conn, plan_id)
+        version, meta = plan_version(conn, plan_id), plan_meta(conn, plan_id)
         row = None
         try:
             if not via_copy:
@@ -131,11 +237,11 @@ def plan_snapshot_text(
         except (psycopg.errors.ProgramLimitExceeded, psycopg.errors.OutOfMemory):
             pass
         if row is not None:
-            yield version, iter([row["text"]] if row["text"] else [])
+            yield version, meta, iter([row["text"]] if row["text"] else [])
             return
         conn.execute("SET LOCAL client_encoding = 'UTF8'")
         with conn.cursor().copy(_COPY_SNAPSHOT, (plan_id,)) as copy:
-            yield version, _blocks(copy, 1 << 22)
+            yield version, meta, _blocks(copy, 1 << 22)
 
 
 def _blocks(copy: psycopg.Copy, size: int) -> Iterator[bytes]:
@@ -179,11 +285,16 @@ def add_rate(
     effective_end: Any = None,
     priority: int = 0,
     enabled: bool = True,
+    timing_id: int | None = None,
+    minimum_charge: Any = 0,
+    free_seconds: int = 0,
 ) -> int:
     row = conn.execute(
         "INSERT INTO rates (plan_id, prefix, name, rate_per_minute, connection_fee,"
-        " initial_increment, increment, effective_start, effective_end, priority, enabled)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s, coalesce(%s, now()), %s, %s, %s) RETURNING id",
+        " initial_increment, increment, effective_start, effective_end, priority, enabled,"
+        " timing_id, minimum_charge, free_seconds)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, coalesce(%s, now()), %s, %s, %s, %s, %s, %s)"
+        " RETURNING id",
         (
             plan_id,
             prefix,
@@ -196,6 +307,9 @@ def add_rate(
             effective_end,
             priority,
             enabled,
+            timing_id,
+            minimum_charge,
+            free_seconds,
         ),
     ).fetchone()
     assert row is not None

@@ -9,6 +9,9 @@ from typing import Any
 
 import psycopg
 from psycopg.rows import tuple_row
+from psycopg.types.json import Jsonb
+
+from sidecar.repo.rates import RATE_ROW_COLUMNS
 
 _SCOPE = """
   FROM cdrs c JOIN accounts a ON a.id = c.account_id
@@ -59,7 +62,9 @@ def charged_cdrs(
     scope, params = _scope(start, end, plan_id, account_id)
     return conn.execute(
         "SELECT c.id, c.call_uuid, c.account_id, a.number AS account, a.plan_id,"
-        " c.destination, c.answer_at, c.billsec, c.cost, c.rate_id" + scope + " ORDER BY c.id",
+        " c.destination, c.answer_at, c.billsec, c.cost, c.rate_id, c.spans"
+        + scope
+        + " ORDER BY c.id",
         params,
     ).fetchall()
 
@@ -69,10 +74,8 @@ def plan_rate_rows(conn: psycopg.Connection[Any], plan_id: int) -> Iterator[tupl
     caller's transaction (so the run prices with exactly the rates it sees)."""
     with conn.cursor(row_factory=tuple_row) as cur:
         cur.execute(
-            "SELECT id, prefix, name, rate_per_minute, connection_fee, initial_increment,"
-            " increment, effective_start, effective_end, priority, enabled"
-            " FROM rates WHERE plan_id = %s AND enabled"
-            " ORDER BY prefix, priority DESC, effective_start DESC",
+            f"SELECT {RATE_ROW_COLUMNS} FROM rates WHERE plan_id = %s AND enabled"
+            " ORDER BY prefix, priority DESC, effective_start DESC, id",
             (plan_id,),
         )
         yield from cur
@@ -124,14 +127,16 @@ def reprice_cdr(
     rate_per_minute: Decimal,
     connection_fee: Decimal,
     billed_seconds: int,
+    spans: list[dict[str, Any]],
     note: str,
 ) -> None:
     conn.execute(
         "UPDATE cdrs SET cost = %s, rate_id = %s, rate_prefix = %s, rate_per_minute = %s,"
-        " connection_fee = %s, billed_seconds = %s,"
+        " connection_fee = %s, billed_seconds = %s, spans = %s,"
         " billing_note = concat_ws('; ', billing_note, %s::text) WHERE id = %s",
-        (cost, rate_id, rate_prefix, rate_per_minute, connection_fee, billed_seconds, note, cdr_id),
-    )
+        (cost, rate_id, rate_prefix, rate_per_minute, connection_fee, billed_seconds,
+         Jsonb(spans), note, cdr_id),
+    )  # fmt: skip
 
 
 def runs(conn: psycopg.Connection[Any], limit: int = 50) -> list[dict[str, Any]]:

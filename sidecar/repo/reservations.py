@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import psycopg
@@ -29,6 +30,18 @@ def any_for_calls(conn: psycopg.Connection[Any], call_uuids: list[str]) -> str |
         "SELECT call_uuid FROM reservations WHERE call_uuid = ANY(%s) LIMIT 1", (call_uuids,)
     ).fetchone()
     return None if row is None else str(row["call_uuid"])
+
+
+def hold_for(
+    conn: psycopg.Connection[Any], reservation_id: int, talk_seconds: int, grace: timedelta
+) -> None:
+    """Keep an open reservation at least until ``talk_seconds`` of talk plus ``grace``
+    after it was made (it only ever moves later)."""
+    conn.execute(
+        "UPDATE reservations SET expires_at = greatest(expires_at,"
+        " created_at + %s + make_interval(secs => %s)) WHERE id = %s AND status = 'open'",
+        (grace, talk_seconds, reservation_id),
+    )
 
 
 def close(conn: psycopg.Connection[Any], reservation_id: int, status: str, reason: str) -> None:

@@ -1,5 +1,10 @@
 """Authorization: find who pays (sidecar/identity.py), rate the destination, reserve money
-atomically."""
+atomically.
+
+The destination is normalized by the switch's and the plan's rules and rated through the
+plan's fallback chain; ``max_duration`` is computed across the rate changes the next
+``APOLO_RESERVATION_SECONDS`` hold (presuming the call is answered now: ``apolo control``
+recomputes it at the real answer)."""
 
 from __future__ import annotations
 
@@ -13,10 +18,12 @@ import psycopg
 from sidecar.config import Settings
 from sidecar.freeswitch.commands import sched_hangup_seconds
 from sidecar.identity import UNIDENTIFIED, CallerFacts, Candidate
-from sidecar.rating import Rate, call_cost, max_duration_for, normalize_number
+from sidecar.rating import Rate, apply_rules
 from sidecar.repo import accounts as accounts_repo
+from sidecar.repo import reservations as reservations_repo
 from sidecar.services.account_directory import AccountDirectory
 from sidecar.services.caller_identity import who_pays
+from sidecar.services.numbering import FREESWITCH, caller_forms
 from sidecar.services.rate_catalog import RateCatalog
 
 REASONS = (
@@ -43,6 +50,7 @@ class AuthorizeRequest:
     callee: str
     # who is calling, as FreeSWITCH saw it; None: only the caller ID (identifies nobody)
     facts: CallerFacts | None = None
+    switch: str | None = None  # the FreeSWITCH switch name: whose normalization rules apply
 
     @property
     def caller_facts(self) -> CallerFacts:
@@ -60,6 +68,7 @@ class AuthorizeResult:
     reservation_id: int | None = None
     reserved: Decimal | None = None
     identified_by: Candidate | None = None
+    destination: str | None = None  # the callee as rated (E.164 digits)
 
     @property
     def sched_hangup_seconds(self) -> int | None:
@@ -77,6 +86,7 @@ class AuthorizeResult:
             "reservation_id": self.reservation_id,
             "reserved": None if self.reserved is None else str(self.reserved),
             "identified_by": _identified_by(self.identified_by),
+            "destination": self.destination,
         }
 
 
@@ -94,27 +104,39 @@ def authorize(
     now: datetime,
     directory: AccountDirectory | None = None,
 ) -> AuthorizeResult:
+    callee_rules, caller_rules = catalog.source_rules(FREESWITCH, req.switch)
+    facts = req.caller_facts
+    # the caller ID's other forms count only where the caller ID does (a trusting trunk)
+    forms = caller_forms(facts.caller_id, caller_rules)[1:]
     # cached while the watcher listens: no round trip
-    who = who_pays(conn, req.caller_facts, directory, trusted=catalog.listening)
+    who = who_pays(conn, facts, directory, trusted=catalog.listening, caller_forms=forms)
     account, by = who.account, who.candidate
     if account is None:
         return AuthorizeResult(False, who.reason, req.uuid)
     number = account["number"]
     if account["status"] != "active":
         return AuthorizeResult(False, "account_suspended", req.uuid, number)
-    rate = catalog.index(int(account["plan_id"])).lookup(normalize_number(req.callee), now)
-    if rate is None:
-        return AuthorizeResult(False, "no_rate", req.uuid, number)
-
+    rating = catalog.rating(int(account["plan_id"]))
+    callee = apply_rules(req.callee, callee_rules + rating.callee_rules)
     seconds = settings.reservation_seconds
-    want, minimum = call_cost(rate, seconds), call_cost(rate, 1)
+    schedule = rating.schedule(callee, now, seconds)
+    if schedule is None:
+        return AuthorizeResult(False, "no_rate", req.uuid, number, destination=callee)
+    rate = schedule.first
+
+    # the dearest call the reservation may have to pay (a later, cheaper span can make a
+    # longer call cheaper), and the least it must cover: the shortest call that is charged
+    want, minimum = schedule.max_cost(seconds), schedule.shortest_charge()
     # per-call spending cap (max_call_cost of the account or its plan): the reservation, and so
     # the scheduled hangup, never pays for more than the cap; extensions respect it too
     cap = account["call_cap"]
     if cap is not None:
         if cap < minimum:
-            return AuthorizeResult(False, "call_cost_cap", req.uuid, number, rate=rate)
+            return AuthorizeResult(
+                False, "call_cost_cap", req.uuid, number, rate=rate, destination=callee
+            )
         want = min(want, cap)
+    grace = timedelta(seconds=settings.reservation_grace_seconds)
     reserved = accounts_repo.reserve(
         conn,
         account_id=int(account["id"]),
@@ -122,10 +144,10 @@ def authorize(
         want=want,
         minimum=minimum,
         seconds=seconds,
-        grace=timedelta(seconds=settings.reservation_grace_seconds),
+        grace=grace,
         rate_id=rate.id,
         caller=req.caller,
-        callee=normalize_number(req.callee),
+        callee=callee,
     )
     reason = reserved["reason"]
     if reason == "account_not_found" and directory is not None:
@@ -133,12 +155,14 @@ def authorize(
         # reached this worker: forget it and ask the database
         directory.invalidate()
         return authorize(conn, catalog, settings, req, now)
-    if reason == "duplicate_call":  # the uuid already holds another account's reservation
-        return AuthorizeResult(False, "duplicate_call", req.uuid, number, rate=rate)
-    if reason != "authorized":
-        return AuthorizeResult(False, reason, req.uuid, number, rate=rate)
+    if reason != "authorized":  # duplicate_call: the uuid holds another account's reservation
+        return AuthorizeResult(False, reason, req.uuid, number, rate=rate, destination=callee)
     amount = Decimal(reserved["amount"])
-    max_duration = max_duration_for(rate, amount, seconds)
+    max_duration = schedule.max_duration(amount, seconds)
+    if schedule.changes and 0 < amount < want and max_duration * want > seconds * amount:
+        # apolo_reserve() holds a partial reservation for seconds * amount / want of talk,
+        # which a cheaper later span can outlast: hold it for the talk it really pays for
+        reservations_repo.hold_for(conn, int(reserved["reservation_id"]), max_duration, grace)
     return AuthorizeResult(
         True,
         "authorized",
@@ -149,4 +173,5 @@ def authorize(
         int(reserved["reservation_id"]),
         amount,
         identified_by=by,
+        destination=callee,
     )

@@ -66,9 +66,11 @@ def who_pays(
     *,
     trusted: bool = False,
     trunks: Sequence[Trunk] | None = None,
+    caller_forms: Sequence[str] = (),
 ) -> Identification:
     """Apply the identity rule. ``trusted``: the directory's cache may be used (its watcher is
-    listening); ``trunks``: already loaded (CDR intake loads them once per batch)."""
+    listening); ``trunks``: already loaded (CDR intake loads them once per batch);
+    ``caller_forms``: the caller ID's other forms under the source's number rules."""
     if trunks is None:
         if not facts.network_ip:
             trunks = ()  # the trunk rule needs the source address: no need to load them
@@ -76,7 +78,7 @@ def who_pays(
             trunks = directory.trunks(conn, trusted=trusted)
         else:
             trunks = load_trunks(conn)
-    candidates = identify(facts, trunks)
+    candidates = identify(facts, trunks, caller_forms)
     if not candidates:
         return Identification(None, None, UNIDENTIFIED)
     if directory is not None:

@@ -5,6 +5,10 @@ time). A CDR without one (internal call, hook disabled, fail-open) is charged on
 the inbound A leg of a call none of whose linked legs holds a reservation, and the identity
 rule (sidecar/identity.py, the same as at authorization) names an account from the facts in
 its variables; otherwise it is stored unrated / not billed.
+
+Numbers are normalized by the switch's rules, then the plan's (the destination of a
+reserved call is the one authorization rated); the call is priced in spans across rate
+changes (``sidecar.services.pricing``), stored with the CDR in the same statement.
 """
 
 from __future__ import annotations
@@ -18,11 +22,13 @@ import psycopg
 
 from sidecar.freeswitch.xml_cdr import CdrRecord
 from sidecar.identity import UNIDENTIFIED, Trunk
-from sidecar.rating import Rate, billed_seconds, call_cost, normalize_number
+from sidecar.rating import NumberRule, apply_rules
 from sidecar.repo import cdrs as cdrs_repo
 from sidecar.repo import reservations as reservations_repo
+from sidecar.services import pricing
 from sidecar.services.alerts import check_low_balance, crossed
 from sidecar.services.caller_identity import load_trunks, who_pays
+from sidecar.services.numbering import FREESWITCH, caller_forms
 from sidecar.services.rate_catalog import RateCatalog
 
 ZERO = Decimal("0.0000")
@@ -57,6 +63,7 @@ def _who_pays(
     reservation: dict[str, Any] | None,
     holder: dict[str, Any] | None,
     trunks: _Trunks,
+    caller_rules: tuple[NumberRule, ...] = (),
 ) -> tuple[dict[str, Any] | None, str, str]:
     """(account that pays or None, status when nobody pays, note). ``holder`` is the
     account holding ``reservation``."""
@@ -72,7 +79,8 @@ def _who_pays(
     if linked is not None:
         return None, "not_billed", f"leg of reserved call {linked}"
     facts = record.facts
-    who = who_pays(conn, facts, trunks=trunks.get() if facts.network_ip else ())
+    forms = caller_forms(facts.caller_id, caller_rules)[1:]
+    who = who_pays(conn, facts, trunks=trunks.get() if facts.network_ip else (), caller_forms=forms)
     if who.account is None or who.candidate is None:
         if who.reason == UNIDENTIFIED:
             return None, "unrated", "unidentified caller: no accountcode, mapped SIP user or trunk"
@@ -150,26 +158,35 @@ def _decide(
 ) -> dict[str, Any]:
     """The CDR's row as it will be stored: who pays, at what rate, for how much."""
     reservation = context.reservation
-    account, unpaid_status, note = _who_pays(conn, record, reservation, context.account, trunks)
-
-    destination = normalize_number(
-        reservation["callee"] if reservation and reservation["callee"] else record.callee
+    callee_rules, caller_rules = catalog.source_rules(FREESWITCH, record.switchname)
+    account, unpaid_status, note = _who_pays(
+        conn, record, reservation, context.account, trunks, caller_rules
     )
+    rating = None if account is None else catalog.rating(int(account["plan_id"]))
+    if rating is not None:
+        callee_rules += rating.callee_rules
+        caller_rules += rating.caller_rules
+    if reservation and reservation["callee"]:
+        destination = str(reservation["callee"])  # as authorization normalized and rated it
+    else:
+        destination = apply_rules(record.callee, callee_rules)
+
     notes = [note] if note else []
-    rate = None
+    priced = None
     cost = ZERO
-    if account is None:
+    if rating is None:
         status = unpaid_status
     elif record.billsec == 0 or record.answer_at is None:
         status = "unanswered"
     else:
-        rate = catalog.index(int(account["plan_id"])).lookup(destination, record.answer_at)
-        if rate is None:
+        priced = pricing.price(rating, destination, record.answer_at, record.billsec)
+        if priced is None:
             status = "unrated"
             notes.append("no rate for the destination at answer time")
         else:
             status = "charged"
-            cost = call_cost(rate, record.billsec)
+            cost = priced.charge.cost
+            notes.extend(pricing.notes(priced))
     notes.extend(_cross_check(record, reservation))
     if record.flagged:  # stored and settled all the same: refusing would poison the spool
         notes.append(f"NUL byte in {', '.join(record.flagged)}: not used (raw_xml keeps it)")
@@ -185,6 +202,7 @@ def _decide(
         "direction": record.direction,
         "caller": record.caller,
         "callee": record.callee,
+        "caller_normalized": apply_rules(record.caller, caller_rules) if record.caller else None,
         "destination": destination,
         "account_id": None if account is None else int(account["id"]),
         "reservation_id": None if reservation is None else int(reservation["id"]),
@@ -196,11 +214,7 @@ def _decide(
         "fs_billsec": record.fs_billsec,
         "hangup_cause": record.hangup_cause,
         "hangup_cause_q850": record.hangup_cause_q850,
-        "rate_id": None if rate is None else rate.id,
-        "rate_prefix": None if rate is None else rate.prefix,
-        "rate_per_minute": None if rate is None else rate.rate_per_minute,
-        "connection_fee": None if rate is None else rate.connection_fee,
-        "billed_seconds": None if rate is None else _billed(rate, record.billsec),
+        **pricing.cdr_fields(priced),
         "cost": cost if status == "charged" else None,
         "billing_status": status,
         "billing_note": "; ".join(notes) or None,
@@ -215,10 +229,6 @@ def _duplicate(known: dict[str, Any], uuid: str) -> IngestResult:
     return IngestResult(
         int(known["id"]), True, known["billing_status"], cost, known["account"], uuid
     )
-
-
-def _billed(rate: Rate, billsec: int) -> int:
-    return billed_seconds(billsec, rate.initial_increment, rate.increment)
 
 
 def _cross_check(record: CdrRecord, reservation: dict[str, Any] | None) -> list[str]:

@@ -21,14 +21,16 @@ import psycopg
 from sidecar.cucm.billing import Fac, billable, rated_number
 from sidecar.cucm.fac_code import code_hmac, masked
 from sidecar.cucm.records import CdrRecord
-from sidecar.rating import Rate, billed_seconds, call_cost
+from sidecar.rating import NumberRule, apply_rules
 from sidecar.repo import accounts as accounts_repo
 from sidecar.repo import audit
 from sidecar.repo import cdrs as cdrs_repo
 from sidecar.repo import fac as fac_repo
 from sidecar.repo import fraud as fraud_repo
+from sidecar.services import pricing
 from sidecar.services.alerts import check_low_balance
 from sidecar.services.cucm_settings import CucmSettings
+from sidecar.services.numbering import CUCM, caller_forms
 from sidecar.services.rate_catalog import RateCatalog
 
 ZERO = Decimal("0.0000")
@@ -67,14 +69,21 @@ def _fac_shown(fac: Fac) -> str:
 
 
 def _payer(
-    conn: psycopg.Connection[Any], record: CdrRecord, fac: Fac | None, fac_hmac: str | None
+    conn: psycopg.Connection[Any],
+    record: CdrRecord,
+    fac: Fac | None,
+    fac_hmac: str | None,
+    caller_rules: tuple[NumberRule, ...] = (),
 ) -> Payer:
     """A FAC call is charged to its code's account, never to anyone else: an unknown code is
     flagged (not charged, alerted), not charged by the caller or by authCodeDescription.
     The FAC name is used only when the row carries no code at all."""
     if fac is None:
-        found = accounts_repo.find_for_call(conn, None, record.calling) if record.calling else None
-        return Payer(found, [])
+        for caller in caller_forms(record.calling, caller_rules):  # as sent, then E.164 forms
+            found = accounts_repo.find_for_call(conn, None, caller)
+            if found is not None:
+                return Payer(found, [])
+        return Payer(None, [])
     found = fac_repo.account_for(conn, fac_hmac, fac.description)
     if found is None:
         return Payer(None, [f"FAC {_fac_shown(fac)} is not registered: not charged, alerted"
@@ -119,9 +128,9 @@ def bill_row(
 ) -> RowOutcome:
     fac_hmac = fac_hmac_of(fac, settings)
     ok, why_not = billable(record, settings.billable_devices)
-    destination = rated_number(record)
+    callee_rules, caller_rules = catalog.source_rules(CUCM, record.cluster)
     account: dict[str, Any] | None = None
-    rate: Rate | None = None
+    priced: pricing.Priced | None = None
     cost = ZERO
     notes: list[str] = []
     unknown_fac = False
@@ -129,23 +138,30 @@ def bill_row(
         status = "not_billed"
         notes.append(why_not)
     else:
-        payer = _payer(conn, record, fac, fac_hmac)
+        payer = _payer(conn, record, fac, fac_hmac, caller_rules)
         account, notes, unknown_fac = payer.account, payer.notes, payer.unknown_fac
         if account is None:
             status = "unrated"
             if not unknown_fac:
                 notes.append("no account matches the calling number")
-        elif not record.answered:
+    rating = None if account is None else catalog.rating(int(account["plan_id"]))
+    if rating is not None:
+        callee_rules += rating.callee_rules
+        caller_rules += rating.caller_rules
+    destination = rated_number(record, callee_rules)
+    if rating is not None:
+        if not record.answered:
             status = "unanswered"
         else:
             assert record.connect is not None
-            rate = catalog.index(int(account["plan_id"])).lookup(destination, record.connect)
-            if rate is None:
+            priced = pricing.price(rating, destination, record.connect, record.duration)
+            if priced is None:
                 status = "unrated"
                 notes.append("no rate for the destination at connect time")
             else:
                 status = "charged"
-                cost = call_cost(rate, record.duration)
+                cost = priced.charge.cost
+                notes.extend(pricing.notes(priced))
 
     balance_before: Decimal | None = None
     threshold = ZERO
@@ -174,6 +190,9 @@ def bill_row(
             "leg": "a",
             "switchname": record.cluster or None,
             "caller": record.calling,
+            "caller_normalized": apply_rules(record.calling, caller_rules)
+            if record.calling
+            else None,
             "callee": record.final_called,
             "destination": destination,
             "account_id": None if account is None else int(account["id"]),
@@ -184,13 +203,7 @@ def bill_row(
             "billsec": record.duration,
             "hangup_cause": None if cause is None else str(cause),
             "hangup_cause_q850": cause if cause is not None and 0 < cause < 128 else None,
-            "rate_id": None if rate is None else rate.id,
-            "rate_prefix": None if rate is None else rate.prefix,
-            "rate_per_minute": None if rate is None else rate.rate_per_minute,
-            "connection_fee": None if rate is None else rate.connection_fee,
-            "billed_seconds": None
-            if rate is None
-            else billed_seconds(record.duration, rate.initial_increment, rate.increment),
+            **pricing.cdr_fields(priced),
             "cost": cost if status == "charged" else None,
             "billing_status": status,
             "billing_note": "; ".join(n for n in notes if n) or None,

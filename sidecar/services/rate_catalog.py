@@ -21,6 +21,11 @@ also polls ``rate_plans.version`` every ``poll_seconds``, so a missed notificati
 (reconnect, another sidecar host) still reaches every worker within about a second. A
 changed plan is loaded off to the side and swapped in whole; lookups keep using the old
 index until then.
+
+A plan that names a parent is rated through its ``Rating``: its own index, then its
+parent's (each file holds its plan's parent id, so the chain follows the versions the
+worker holds). The normalization rules of sources (FreeSWITCH switches, CUCM clusters)
+are held the same way, reloaded when ``number_rules_version`` moves.
 """
 
 from __future__ import annotations
@@ -44,7 +49,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from sidecar.rating import RateIndex
+from sidecar.rating import NumberRule, PlanMeta, RateIndex, Rating
 from sidecar.repo import rates as rates_repo
 
 log = logging.getLogger(__name__)
@@ -54,6 +59,10 @@ CHILD_MIN_RATES = 20_000  # smaller plans are built in the worker (milliseconds)
 STALE_TEMP = 600.0  # an unfinished file older than this is a crashed build's
 STALE_DATABASE = 7 * 86400.0  # another cluster's directory unused this long is deleted
 TOUCH_EVERY = 3600.0  # a directory in use is touched this often (the watcher polls)
+MAX_CHAIN = 16  # plans in a fallback chain (cycles are refused by the database anyway)
+SOURCES = ("freeswitch", "cucm")
+NO_RULES: tuple[tuple[NumberRule, ...], tuple[NumberRule, ...]] = ((), ())
+SourceRules = tuple[tuple[NumberRule, ...], tuple[NumberRule, ...]]  # (callee, caller)
 
 
 def default_index_dir() -> str:
@@ -86,6 +95,9 @@ class RateCatalog:
         self._dir: Path | None = None
         self._listening = False
         self._indexes: dict[int, RateIndex] = {}
+        self._ratings: dict[int, Rating] = {}  # dropped whenever an index is replaced
+        self._sources: dict[tuple[str, str], SourceRules] = {}
+        self._sources_version = -1
         self._lock = threading.Lock()
         self._pid = 0
         self._watcher: threading.Thread | None = None
@@ -104,7 +116,50 @@ class RateCatalog:
                     conn.autocommit = True  # no transaction held open while a child builds
                     found = self._load(conn, plan_id)
                 self._indexes[plan_id] = found
+                self._ratings.clear()
         return found
+
+    def rating(self, plan_id: int) -> Rating:
+        """The plan's rates and its parents' (nearest first), as this worker holds them."""
+        found = self._ratings.get(plan_id)
+        if found is not None:
+            return found
+        chain = [self.index(plan_id)]
+        seen = {plan_id}
+        parent = chain[0].meta.parent_id
+        while parent is not None and parent not in seen and len(chain) < MAX_CHAIN:
+            seen.add(parent)
+            chain.append(self.index(parent))
+            parent = chain[-1].meta.parent_id
+        found = Rating(chain)
+        self._ratings[plan_id] = found
+        return found
+
+    def source_rules(self, source: str, name: str | None) -> SourceRules:
+        """(callee rules, caller rules) of a FreeSWITCH switch or CUCM cluster; none when
+        it has none (or no name is known)."""
+        if not name:
+            return NO_RULES
+        self._ensure_watcher()
+        if self._sources_version < 0 or not self.listening:
+            with self._connect() as conn:
+                conn.autocommit = True
+                self._load_sources(conn)
+        return self._sources.get((source, name), NO_RULES)
+
+    def _load_sources(self, conn: psycopg.Connection[Any]) -> None:
+        version = rates_repo.number_rules_version(conn)
+        if version == self._sources_version:
+            return
+        loaded: dict[tuple[str, str], tuple[list[NumberRule], list[NumberRule]]] = {}
+        for row in rates_repo.source_rules(conn):
+            callee, caller = loaded.setdefault((row["source"], row["source_name"]), ([], []))
+            rule = NumberRule(
+                row["strip_prefix"], row["add_prefix"], row["min_length"], row["max_length"]
+            )
+            (callee if row["direction"] == "callee" else caller).append(rule)
+        self._sources = {key: (tuple(a), tuple(b)) for key, (a, b) in loaded.items()}
+        self._sources_version = version
 
     def refresh(self, conn: psycopg.Connection[Any]) -> list[int]:
         """Reload every held plan whose version moved; the ids reloaded."""
@@ -116,7 +171,9 @@ class RateCatalog:
                 new_index = self._load(conn, plan_id)
                 with self._lock:
                     self._indexes[plan_id] = new_index
+                    self._ratings.clear()
                 reloaded.append(plan_id)
+        self._load_sources(conn)
         self.last_refresh = time.monotonic()
         return reloaded
 
@@ -160,7 +217,7 @@ class RateCatalog:
         started = time.perf_counter()
         version = rates_repo.plan_version(conn, plan_id)
         if version == 0:  # no such plan: nothing to share
-            return RateIndex(version=0)
+            return RateIndex(version=0, meta=PlanMeta(plan_id=plan_id))
         directory = self.directory(conn)
         index, how = _try_load(directory / _file_name(plan_id, version)), "mapped"
         if index is None:
@@ -208,6 +265,8 @@ class RateCatalog:
                 return
             if self._pid != os.getpid():  # forked: the parent's indexes may be stale
                 self._indexes.clear()
+                self._ratings.clear()
+                self._sources_version = -1
             self._pid = os.getpid()
             self.last_refresh = time.monotonic()
             self._watcher = threading.Thread(target=self._watch, name="apolo-rates", daemon=True)
@@ -243,8 +302,8 @@ def build_file(conn: psycopg.Connection[Any], plan_id: int, directory: Path) -> 
 
     Written under a temporary name, fsynced and renamed: a reader sees the whole file or
     none. The caller holds the plan's lock."""
-    with rates_repo.plan_snapshot_text(conn, plan_id) as (version, blocks):
-        index = RateIndex.from_text(blocks, version)
+    with rates_repo.plan_snapshot_text(conn, plan_id) as (version, meta, blocks):
+        index = RateIndex.from_text(blocks, version, PlanMeta.from_json(meta))
     path = directory / _file_name(plan_id, version)
     temporary = directory / f".{path.name}.{os.getpid()}.tmp"
     try:

@@ -8,8 +8,9 @@ effective_start). Warnings never block an import; they tell the admin what to cl
   rate with the same tariff (price, fee, increments) over an overlapping window; the
   longer prefix changes nothing for those calls.
 - ``never_in_effect``: an enabled rate whose whole window is covered by enabled rates of
-  the same prefix that beat it (higher priority, or equal priority and a later start),
-  so no call can ever be rated by it.
+  the same prefix that beat it (higher priority, or equal priority and a later start)
+  at every instant it could apply (no timing, or its own), so no call can ever be rated
+  by it.
 - ``disabled``: listed so an import of disabled rows is visible (informational).
 """
 
@@ -42,7 +43,10 @@ class RateWarning:
 
 
 def _tariff(rate: Rate) -> tuple[object, ...]:
-    return (rate.rate_per_minute, rate.connection_fee, rate.initial_increment, rate.increment)
+    return (
+        rate.rate_per_minute, rate.connection_fee, rate.initial_increment, rate.increment,
+        rate.timing, rate.minimum_charge, rate.free_seconds,
+    )  # fmt: skip
 
 
 def _overlap(a: Rate, b: Rate) -> bool:
@@ -129,7 +133,14 @@ def _prefix_warnings(
 
 
 def _never_in_effect(rate: Rate, same_prefix: list[Rate]) -> RateWarning | None:
-    winners = [o for o in same_prefix if o.id != rate.id and _beats(o, rate) and _overlap(o, rate)]
+    winners = [
+        o
+        for o in same_prefix
+        if o.id != rate.id
+        and _beats(o, rate)
+        and _overlap(o, rate)
+        and (o.timing is None or o.timing == rate.timing)  # it applies whenever rate would
+    ]
     if not winners:
         return None
     spans = [(o.effective_start, o.effective_end) for o in winners]

@@ -2,9 +2,11 @@
 
 Scope: CDRs with ``billing_status = 'charged'`` answered in ``[from, to)``, optionally
 of one account or of the accounts on one plan; each is priced with its account's
-**current** plan, read in the run's own transaction (not the per-worker cache, so a fix
-committed a moment ago is seen). A CDR for which no rate is in effect any more is
-listed as ``no_rate`` and left as it is.
+**current** plan and its fallback chain (timings, time zone, minimum charge, free
+seconds included), read in the run's own transaction (not the per-worker cache, so a fix
+committed a moment ago is seen), and split again at the rate boundaries now in force. The
+destination is the one stored (normalized when the call was rated). A CDR for which no
+rate is in effect any more is listed as ``no_rate`` and left as it is.
 
 Applying writes **one ledger ``adjustment`` row per changed CDR** (``cdr_id`` set, amount =
 old cost - new cost, so a price cut credits the account), updates the CDR's cost and rate
@@ -25,10 +27,12 @@ from typing import Any
 import psycopg
 
 from sidecar.jsonfmt import rfc3339
-from sidecar.rating import Rate, RateIndex, billed_seconds, call_cost
+from sidecar.rating import PlanMeta, Rate, RateIndex, Rating
 from sidecar.repo import accounts as accounts_repo
 from sidecar.repo import audit
+from sidecar.repo import rates as rates_repo
 from sidecar.repo import rerating as rerating_repo
+from sidecar.services import pricing
 from sidecar.services.alerts import check_low_balance
 
 ZERO = Decimal("0.0000")
@@ -44,8 +48,12 @@ class Change:
     old_cost: Decimal
     new_cost: Decimal
     old_rate_id: int | None
-    rate: Rate | None  # None: no rate in effect any more (left unchanged)
+    priced: pricing.Priced | None  # None: no rate in effect any more (left unchanged)
     billsec: int
+
+    @property
+    def rate(self) -> Rate | None:
+        return None if self.priced is None else self.priced.rate
 
     @property
     def delta(self) -> Decimal:
@@ -66,18 +74,21 @@ class Change:
         }
 
 
-def changes(
-    cdrs: Iterable[Mapping[str, Any]], index_for: Callable[[int], RateIndex]
-) -> list[Change]:
-    """The CDRs whose price or rate differs now, plus those with no rate any more."""
+def changes(cdrs: Iterable[Mapping[str, Any]], rating_for: Callable[[int], Rating]) -> list[Change]:
+    """The CDRs whose price, rate or spans differ now, plus those with no rate any more."""
     found: list[Change] = []
     for cdr in cdrs:
         old = Decimal(cdr["cost"] or 0)
-        rate = index_for(int(cdr["plan_id"])).lookup(cdr["destination"] or "", cdr["answer_at"])
-        new = old if rate is None else call_cost(rate, int(cdr["billsec"]))
+        priced = pricing.price(
+            rating_for(int(cdr["plan_id"])), cdr["destination"] or "", cdr["answer_at"],
+            int(cdr["billsec"]),
+        )  # fmt: skip
+        new = old if priced is None else priced.charge.cost
         old_rate = None if cdr["rate_id"] is None else int(cdr["rate_id"])
-        if rate is not None and new == old and rate.id == old_rate:
-            continue
+        if priced is not None and new == old and priced.rate.id == old_rate:
+            # a CDR stored before spans were kept is compared on cost and rate only
+            if cdr["spans"] is None or pricing.spans_json(priced.charge) == cdr["spans"]:
+                continue
         found.append(
             Change(
                 int(cdr["id"]),
@@ -87,7 +98,7 @@ def changes(
                 old,
                 new,
                 old_rate,
-                rate,
+                priced,
                 int(cdr["billsec"]),
             )
         )
@@ -126,15 +137,24 @@ class Scope:
 
 
 def _compute(conn: psycopg.Connection[Any], scope: Scope) -> list[Change]:
-    cache: dict[int, RateIndex] = {}
+    indexes: dict[int, RateIndex] = {}
+    ratings: dict[int, Rating] = {}
 
     def index_for(plan_id: int) -> RateIndex:
-        if plan_id not in cache:
-            cache[plan_id] = RateIndex.from_rows(rerating_repo.plan_rate_rows(conn, plan_id))
-        return cache[plan_id]
+        if plan_id not in indexes:
+            meta = PlanMeta.from_json(rates_repo.plan_meta(conn, plan_id))
+            rows = rerating_repo.plan_rate_rows(conn, plan_id)
+            indexes[plan_id] = RateIndex.from_rows(rows, meta=meta)
+        return indexes[plan_id]
+
+    def rating_for(plan_id: int) -> Rating:
+        if plan_id not in ratings:
+            chain = rates_repo.plan_chain(conn, plan_id) or [plan_id]
+            ratings[plan_id] = Rating([index_for(p) for p in chain])
+        return ratings[plan_id]
 
     cdrs = rerating_repo.charged_cdrs(conn, scope.start, scope.end, scope.plan_id, scope.account_id)
-    return changes(cdrs, index_for)
+    return changes(cdrs, rating_for)
 
 
 def _summary(found: list[Change], items: int) -> dict[str, object]:
@@ -183,13 +203,14 @@ def apply(
 
 
 def _apply_one(conn: psycopg.Connection[Any], run_id: int, change: Change, actor: str) -> None:
-    rate = change.rate
-    assert rate is not None
+    priced = change.priced
+    assert priced is not None
+    rate = priced.rate
     note = f"rerate run {run_id}: {change.old_cost} -> {change.new_cost}"
     rerating_repo.reprice_cdr(
         conn, change.cdr_id, cost=change.new_cost, rate_id=rate.id, rate_prefix=rate.prefix,
         rate_per_minute=rate.rate_per_minute, connection_fee=rate.connection_fee,
-        billed_seconds=billed_seconds(change.billsec, rate.initial_increment, rate.increment),
+        billed_seconds=priced.charge.billed_seconds, spans=pricing.spans_json(priced.charge),
         note=note,
     )  # fmt: skip
     rerating_repo.record_item(

@@ -5,7 +5,18 @@ the same audited services; every page needs a logged-in user of the right role
 (:mod:`sidecar.web.guard`). Static files (CSS and one script) are public.
 """
 
-from sidecar.web import accounts, alerts, audit_log, cdrs, controls, live, login, overview, rates
+from sidecar.web import (
+    accounts,
+    alerts,
+    audit_log,
+    cdrs,
+    controls,
+    live,
+    login,
+    overview,
+    rates,
+    rating_admin,
+)
 from sidecar.web.blueprint import bp
 
 __all__ = [
@@ -19,4 +30,5 @@ __all__ = [
     "login",
     "overview",
     "rates",
+    "rating_admin",
 ]

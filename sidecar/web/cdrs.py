@@ -1,4 +1,5 @@
-"""CDRs: the API's filters as a form, one page of results, and the CSV export link.
+"""CDRs: the API's filters as a form, one page of results, the CSV export link, and one
+call's legs with their spans (the call priced across rate boundaries).
 
 The filters are parsed by the same helpers as ``GET /v1/cdrs``; a bad filter is shown on
 the page (400) instead of a JSON error. The export link is ``/v1/cdrs/export.csv`` with
@@ -42,3 +43,13 @@ def cdrs_page() -> Any:
         return html, 400 if exc.status == 400 else exc.status
     more = rows[-1]["id"] if len(rows) == PAGE_SIZE else None
     return render_template("cdrs.html", cdrs=rows, values=values, query=query, error="", more=more)
+
+
+@bp.get("/cdrs/<call_uuid>")
+@page(*READERS)
+def cdr_page(call_uuid: str) -> Any:
+    conn = get_reports_conn()  # may lag behind the primary
+    legs = cdrs_repo.by_uuid(conn, call_uuid[:200])
+    if not legs:
+        return render_template("error.html", message=f"No CDR for call {call_uuid}."), 404
+    return render_template("cdr.html", call_uuid=call_uuid, legs=legs)

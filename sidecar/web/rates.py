@@ -1,8 +1,10 @@
-"""Rates: plans, a search in one plan, and the CSV import form (admin).
+"""Rates: plans (time zone, parent), a plan's timings and number rules, a search in one
+plan, and the CSV import form (admin).
 
 The import goes through the same validator and staging table as ``apolo rates import`` and
 ``POST /v1/rate-plans/NAME/import``: all or nothing, errors listed by line. The page's
 script sends the form with upload progress; without the script the form posts normally.
+Timings and number rules are added and deleted by ``sidecar.web.rating_admin``.
 """
 
 from __future__ import annotations
@@ -18,9 +20,11 @@ from sidecar.api.rates import ERROR_LIMIT, WARNING_LIMIT, import_max_bytes
 from sidecar.db import get_conn
 from sidecar.imports import rates_csv
 from sidecar.imports.rates_csv import ErrorLog, RateRow, RowError
-from sidecar.repo import audit, rate_import
+from sidecar.repo import audit, rate_import, timings
+from sidecar.repo import number_rules as rules_repo
 from sidecar.repo import rate_admin as repo
 from sidecar.request_guard import body_limit
+from sidecar.services import number_rules, plans
 from sidecar.services.rate_warnings import plan_warnings
 from sidecar.web.blueprint import bp
 from sidecar.web.guard import ADMINS, READERS, page
@@ -35,9 +39,9 @@ def _digits(raw: str | None) -> str:
 
 def _page(status: int = 200, **extra: Any) -> Any:
     conn = get_conn()
-    plans = repo.list_plans(conn)
-    name = request.values.get("plan") or (plans[0]["name"] if plans else "")
-    plan = next((p for p in plans if p["name"] == name), None)
+    all_plans = repo.list_plans(conn)
+    name = request.values.get("plan") or (all_plans[0]["name"] if all_plans else "")
+    plan = next((p for p in all_plans if p["name"] == name), None)
     search = {
         "prefix": _digits(request.args.get("prefix")),
         "name": (request.args.get("name") or "").strip()[:200],
@@ -51,10 +55,22 @@ def _page(status: int = 200, **extra: Any) -> Any:
             name=search["name"] or None, after_id=after, limit=PAGE_SIZE,
         )  # fmt: skip
     more = rates[-1]["id"] if len(rates) == PAGE_SIZE else None
+    plan_timings, plan_rules = [], []
+    if plan is not None:
+        plan_timings = [plans.public_timing(t) for t in timings.list_for_plan(conn, plan["id"])]
+        plan_rules = [number_rules.public(r) for r in rules_repo.search(conn, plan_id=plan["id"])]
+    source_rules = [number_rules.public(r) for r in rules_repo.search(conn) if r["source"]]
     html = render_template(
-        "rates.html", plans=plans, plan=plan, rates=rates, search=search, more=more, **extra
-    )
+        "rates.html", plans=all_plans, plan=plan, rates=rates, search=search, more=more,
+        timings=plan_timings, plan_rules=plan_rules, source_rules=source_rules,
+        done=request.args.get("done", ""), **extra,
+    )  # fmt: skip
     return html, status
+
+
+def rates_page_with(status: int, **extra: Any) -> Any:
+    """The rates page again (the form's plan selected) with an error or a form kept."""
+    return _page(status, **extra)
 
 
 @bp.get("/rates")
@@ -89,7 +105,7 @@ def import_rates() -> Any:
     conn = get_conn()
     rows = rates_csv.iter_rate_rows(text, datetime.now(UTC))
     rate_import.stage_rates(conn, _accepted(rows, errors))
-    duplicates, total = rate_import.staged_duplicates(conn, ERROR_LIMIT - len(errors.shown))
+    duplicates, total = rate_import.staged_errors(conn, name, ERROR_LIMIT - len(errors.shown))
     errors.extend(duplicates, total)
     if errors:
         listed = sorted(errors.shown, key=lambda e: e.line)

@@ -35,7 +35,7 @@ def test_export_filters_and_escapes_formulas(client, seed) -> None:  # type: ign
     assert (row["account"], row["cost"], row["billsec"], row["destination"]) == (
         "100001", "1.2200", "61", "5112345",
     )  # fmt: skip
-    assert row["start_at"] == "2026-03-01T12:00:00.000000Z"
+    assert row["start_at"] == "2026-03-01T12:00:00.000000Z"  # RFC 3339, microseconds
     everything = client.get("/v1/cdrs/export.csv", headers=bearer(seed.token("viewer")))
     lines = list(csv.reader(io.StringIO(everything.get_data(as_text=True))))
     assert tuple(lines[0]) == EXPORT_COLUMNS

@@ -70,7 +70,8 @@ def test_text_reload_gives_the_same_answers_as_the_typed_rows(conn, tmp_path) ->
     one value or by COPY, then saved and memory-mapped) answers exactly as ``from_rows``
     over the typed snapshot:
     priorities, windows (pre-1970, microseconds, open ends), fees, names with
-    spaces/tabs/newlines/backslashes/non-ASCII, disabled rows."""
+    spaces/tabs/newlines/backslashes/non-ASCII, disabled rows, a timing in the plan's time
+    zone, minimum charges and free seconds."""
     from datetime import UTC, datetime, timedelta
     from decimal import Decimal
 
@@ -93,21 +94,36 @@ def test_text_reload_gives_the_same_answers_as_the_typed_rows(conn, tmp_path) ->
         rates_repo.add_rate(conn, plan, prefix=prefix, name=name, rate_per_minute=Decimal(rpm),
                             connection_fee=Decimal(fee), initial_increment=6, increment=6,
                             effective_start=start, effective_end=end, priority=priority,
-                            enabled=enabled)  # fmt: skip
+                            enabled=enabled, minimum_charge=Decimal("0.05") if fee else 0,
+                            free_seconds=fee)  # fmt: skip
+    conn.execute("UPDATE rate_plans SET timezone = 'America/Lima' WHERE id = %s", (plan,))
+    timing = conn.execute(
+        "INSERT INTO timings (plan_id, name, weekdays, start_second, end_second)"
+        " VALUES (%s, 'weekday-mornings', '{1,2,3,4,5}', 28800, 43200) RETURNING id",
+        (plan,),
+    ).fetchone()["id"]
+    rates_repo.add_rate(conn, plan, prefix="51", name="mornings", rate_per_minute=Decimal("0.2"),
+                        effective_start=t0 - timedelta(days=30), priority=9,
+                        timing_id=timing)  # fmt: skip
     conn.commit()
-    with rates_repo.plan_snapshot(conn, plan) as (version, typed_rows):
-        typed = RateIndex.from_rows(typed_rows, version)
-    with rates_repo.plan_snapshot_text(conn, plan) as (version_text, blocks):
-        text = RateIndex.from_text(blocks, version_text)
-    with rates_repo.plan_snapshot_text(conn, plan, via_copy=True) as (_, blocks):
-        copied = RateIndex.from_text(blocks, version_text)
+    from sidecar.rating import PlanMeta
+
+    with rates_repo.plan_snapshot(conn, plan) as (version, meta, typed_rows):
+        typed = RateIndex.from_rows(typed_rows, version, PlanMeta.from_json(meta))
+    with rates_repo.plan_snapshot_text(conn, plan) as (version_text, meta_text, blocks):
+        text = RateIndex.from_text(blocks, version_text, PlanMeta.from_json(meta_text))
+    with rates_repo.plan_snapshot_text(conn, plan, via_copy=True) as (_, meta_copy, blocks):
+        copied = RateIndex.from_text(blocks, version_text, PlanMeta.from_json(meta_copy))
     text.save(tmp_path / "plan.lpm")
     mapped = RateIndex.load(tmp_path / "plan.lpm")
 
-    assert version_text == version == mapped.version and len(text) == len(typed) == 6
+    assert version_text == version == mapped.version and len(text) == len(typed) == 7
+    assert meta == meta_text == meta_copy and mapped.meta == typed.meta
+    assert mapped.meta.timezone == "America/Lima" and mapped.timed
     instants = [
         t0 - timedelta(days=500), datetime(1970, 1, 1, tzinfo=UTC), t0 - timedelta(microseconds=1),
         t0, t0 + timedelta(minutes=30), t0 + timedelta(hours=2), t0 + timedelta(days=2),
+        t0 + timedelta(hours=1),  # Wed 08:00 in Lima: the mornings timing starts
     ]  # fmt: skip
     numbers = ["51123", "519000", "5198777", "5197111", "1555", "+1 (555)", "44", ""]
     answers = [(typed.lookup(n, at), text.lookup(n, at)) for n in numbers for at in instants]
@@ -115,5 +131,8 @@ def test_text_reload_gives_the_same_answers_as_the_typed_rows(conn, tmp_path) ->
     for other in (mapped, copied):
         assert [other.lookup(n, at) for n in numbers for at in instants] == [a for a, _ in answers]
     rated = [a for a, _ in answers if a is not None]
-    assert {r.name for r in rated} >= {"Peru", "Peru promo", "new", "US  double  space"}
+    assert {r.name for r in rated} >= {"Peru", "Peru promo", "new", "US  double  space",
+                                       "mornings"}  # fmt: skip
+    odd = {(r.minimum_charge, r.free_seconds) for r in rated if r.prefix == "519"}
+    assert odd == {(Decimal("0.050000"), 3)}
     assert any("\t" in r.name and "\\" in r.name for r in rated)

@@ -92,6 +92,14 @@ class _FailingPlan:
             raise RuntimeError("rating failed")
         return self._catalog.index(plan_id)
 
+    def rating(self, plan_id: int) -> Any:
+        if plan_id == self._plan_id:
+            raise RuntimeError("rating failed")
+        return self._catalog.rating(plan_id)
+
+    def __getattr__(self, name: str) -> Any:  # source_rules and the rest: the real ones
+        return getattr(self._catalog, name)
+
 
 def test_one_failing_cdr_fails_alone(app, client, seed, db_url) -> None:  # type: ignore[no-untyped-def]
     seed.account("200002", balance="100.00")

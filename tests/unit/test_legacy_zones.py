@@ -114,3 +114,20 @@ def test_json_scalars_are_accepted() -> None:
 def test_naive_start_is_refused() -> None:
     with pytest.raises(ValueError):
         convert([], [], [], datetime(2024, 1, 1))
+
+
+def test_rate_zones_may_carry_a_timing_a_minimum_charge_and_free_seconds() -> None:
+    rate_zones = [
+        {"zone_id": "1", "rate_per_second": "0.0005", "timing": "peak", "minimum_charge": "0.5",
+         "free_seconds": "6", "priority": "1"},
+        {"zone_id": "1", "rate_per_second": "0.0002", "timing": "", "minimum_charge": ""},
+    ]  # fmt: skip
+    rows, errors = convert(ZONES, PREFIXES[:1], rate_zones, START)
+    assert errors == []
+    assert [(r.timing, r.minimum_charge, r.free_seconds, r.priority) for r in rows] == [
+        ("peak", Decimal("0.5"), 6, 1), (None, Decimal(0), 0, 0),
+    ]  # fmt: skip
+    bad = [{"zone_id": "1", "rate_per_second": "1", "timing": "peak hours",
+            "minimum_charge": "-1", "free_seconds": "x"}]  # fmt: skip
+    rows, errors = convert(ZONES, PREFIXES[:1], bad, START)
+    assert sorted(e.field for e in errors) == ["free_seconds", "minimum_charge", "timing"]

@@ -83,11 +83,17 @@ def test_only_required_columns_take_every_default() -> None:
 
 def test_empty_cells_take_defaults_and_initial_increment_follows_increment() -> None:
     header = ",".join(FIELDS)
-    [row] = rows_of(f"{header}\n44,,0.5,,,6,,,,\n")
+    [row] = rows_of(f"{header}\n44,,0.5,,,6,,,,,,,\n")
     assert (row.initial_increment, row.increment) == (6, 6)
     assert row.connection_fee == Decimal(0)
     assert row.effective_start == NOW and row.effective_end is None
     assert (row.priority, row.enabled, row.name) == (0, True, "")
+    assert (row.timing, row.minimum_charge, row.free_seconds) == (None, Decimal(0), 0)
+
+
+def test_timing_minimum_charge_and_free_seconds() -> None:
+    [row] = rows_of("prefix,rate_per_minute,timing,minimum_charge,free_seconds\n44,1,peak,0.5,6\n")
+    assert (row.timing, row.minimum_charge, row.free_seconds) == ("peak", Decimal("0.5"), 6)
 
 
 def test_one_now_for_the_whole_file() -> None:
@@ -406,7 +412,7 @@ def test_errors_carry_physical_line_numbers() -> None:
 
 def test_every_bad_cell_of_a_row_is_reported() -> None:
     header = ",".join(FIELDS)
-    text = f"{header}\nA,n,-1,x,0,0,never,never,p,maybe\n"
+    text = f"{header}\nA,n,-1,x,0,0,never,never,p,maybe,peak hours,-0.5,1.5\n"
     assert [f for _, f in errors_of(text)] == [
         "prefix",
         "rate_per_minute",
@@ -417,6 +423,9 @@ def test_every_bad_cell_of_a_row_is_reported() -> None:
         "effective_end",
         "priority",
         "enabled",
+        "timing",
+        "minimum_charge",
+        "free_seconds",
     ]
 
 
@@ -471,7 +480,7 @@ def test_row_error_text() -> None:
         "line 7: increment: must be at least 1 second"
     )
     assert str(duplicate_error(9, 4)) == (
-        "line 9: prefix: same prefix, effective_start and priority as line 4"
+        "line 9: prefix: same prefix, effective_start, priority and timing as line 4"
     )
 
 
@@ -543,14 +552,15 @@ def test_format_rate_csv() -> None:
     rows = [
         _row(),
         _row(prefix="4420", name='=HYPERLINK("x"), "London"', enabled=False, priority=-1,
-             effective_end=datetime(2026, 1, 1, 0, 0, 0, 5, tzinfo=UTC)),
+             effective_end=datetime(2026, 1, 1, 0, 0, 0, 5, tzinfo=UTC), timing="peak",
+             minimum_charge=Decimal("0.25"), free_seconds=5),
     ]  # fmt: skip
     assert "".join(format_rate_csv(rows)) == (
         "prefix,name,rate_per_minute,connection_fee,initial_increment,increment,"
-        "effective_start,effective_end,priority,enabled\r\n"
-        "44,UK,0.015,0,60,6,2025-01-01T00:00:00Z,,0,true\r\n"
+        "effective_start,effective_end,priority,enabled,timing,minimum_charge,free_seconds\r\n"
+        "44,UK,0.015,0,60,6,2025-01-01T00:00:00Z,,0,true,,0,0\r\n"
         '4420,"\'=HYPERLINK(""x""), ""London""",0.015,0,60,6,2025-01-01T00:00:00Z,'
-        "2026-01-01T00:00:00.000005Z,-1,false\r\n"
+        "2026-01-01T00:00:00.000005Z,-1,false,peak,0.25,5\r\n"
     )
 
 

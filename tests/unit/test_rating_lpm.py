@@ -200,31 +200,139 @@ def test_a_damaged_file_is_refused(tmp_path: Path) -> None:
 def test_copy_text_rows() -> None:
     """What ``COPY ... TO STDOUT`` sends: escapes in names, any split into blocks."""
     lines = (  # the rows of a prefix in preference order: priority 5 first
-        b"8\t51\t0.050000 0.010000 1 1 1767225600000000 1767312000000000 5\tPeru promo\n"
-        b"7\t51\t0.100000 0.000000 60 6 1767225600000000  0\tPeru\\tLima \\\\ \\n x\n"
-        b"9\t5198\t1.5 0 30 6 0  0\t\xc3\x91u\xc3\xb1oa\n"
+        b"8\t51\t0.050000 0.010000 1 1 1767225600000000 1767312000000000 5  0.5 3\tPeru promo\n"
+        b"7\t51\t0.100000 0.000000 60 6 1767225600000000  0  0 0\tPeru\\tLima \\\\ \\n x\n"
+        b"9\t5198\t1.5 0 30 6 0  0  0 0\t\xc3\x91u\xc3\xb1oa\n"
     )
     index = RateIndex.from_text([lines], version=4)
     assert index.version == 4 and len(index) == 3
     first = index.lookup("51123", T0)
     assert first == Rate(8, "51", "Peru promo", Decimal("0.050000"), Decimal("0.010000"), 1, 1,
-                         T0, T0 + timedelta(days=1), 5, True)  # fmt: skip
+                         T0, T0 + timedelta(days=1), 5, True, None, Decimal("0.5"), 3)  # fmt: skip
     assert str(first.rate_per_minute) == "0.050000"
     later = index.lookup("51123", T0 + timedelta(days=1))
     assert later.id == 7 and later.name == "Peru\tLima \\ \n x" and later.initial_increment == 60
     assert index.lookup("519876", T0).name == "Ñuñoa"
     with pytest.raises(ValueError, match="not grouped"):
-        RateIndex.from_text([b"1\t52\t0 0 1 1 0  0\ta\n2\t51\t0 0 1 1 0  0\tb\n"])
+        RateIndex.from_text([b"1\t52\t0 0 1 1 0  0  0 0\ta\n2\t51\t0 0 1 1 0  0  0 0\tb\n"])
     with pytest.raises(ValueError, match="4 tab-separated"):
-        RateIndex.from_text([b"1\t52\t0 0 1 1 0  0\n"])
+        RateIndex.from_text([b"1\t52\t0 0 1 1 0  0  0 0\n"])
+    with pytest.raises(ValueError, match="10 space-separated"):
+        RateIndex.from_text([b"1\t52\t0 0 1 1 0  0\ta\n"])
 
 
 def test_text_is_read_in_pieces_cut_at_line_ends() -> None:
     lines = b"".join(
-        b"%d\t%s\t0.1 0 1 1 0  %d\tname %d\n" % (n, str(n * 7).encode(), n % 3, n % 5)
+        b"%d\t%s\t0.1 0 1 1 0  %d  0 0\tname %d\n" % (n, str(n * 7).encode(), n % 3, n % 5)
         for n in sorted(range(1, 300), key=lambda n: str(n * 7))
     )
     whole, pieces = Builder(), Builder()
     whole.add_text(lines)
     pieces.add_text(lines, piece=1)  # a piece a line
     assert pieces.finish(1, bytes, bytes) == whole.finish(1, bytes, bytes)
+
+
+# ---------------------------------------------------------------- timings and plan meta
+
+
+def test_timings_minimum_free_and_plan_meta_survive_the_file(tmp_path: Path) -> None:
+    from sidecar.rating import NumberRule, PlanMeta, Timing
+    from sidecar.rating.timing import parse_clock, parse_days
+    from sidecar.rating.zones import zone
+
+    mx = zone("America/Mexico_City")
+    peak = Timing(7, "peak", mx, parse_days("mon-fri"), parse_clock("08:00"), parse_clock("20:00"))
+    meta = PlanMeta(
+        plan_id=3, timezone="America/Mexico_City", parent_id=1, timings=(peak,),
+        callee_rules=(NumberRule(add="52", min_length=10, max_length=10),),
+        caller_rules=(NumberRule(strip="+"),),
+    )  # fmt: skip
+    rates = [
+        r(1, "52", "0.10")._replace(timing=peak, priority=1, minimum_charge=Decimal("0.5")),
+        r(2, "52", "0.04")._replace(free_seconds=6),
+        r(3, "5255", "0.20"),
+    ]
+    built = RateIndex(rates, version=9, meta=meta)
+    built.save(tmp_path / "plan.lpm")
+    mapped = RateIndex.load(tmp_path / "plan.lpm")
+    assert mapped.meta == meta and mapped.timed and not mapped.steady(T0, T0)
+    monday_noon = datetime(2026, 3, 2, 18, 0, tzinfo=UTC)  # 12:00 in Mexico City
+    monday_night = datetime(2026, 3, 3, 3, 0, tzinfo=UTC)  # 21:00
+    for index in (built, mapped):
+        assert index.lookup("5233", monday_noon) == rates[0]
+        assert index.lookup("5233", monday_night) == rates[1]
+        assert [c.id for c in index.candidates("525512")] == [3, 1, 2]
+        assert index.candidates("4") == [] and index.candidates("") == []
+
+
+def test_steady_knows_every_effective_instant(tmp_path: Path) -> None:
+    change = T0 + timedelta(days=10)
+    index = RateIndex([r(1, "51", end=change), r(2, "51", start=change), r(3, "6")])
+    index.save(tmp_path / "plan.lpm")
+    for idx in (index, RateIndex.load(tmp_path / "plan.lpm")):
+        assert not idx.timed
+        assert idx.steady(change - timedelta(hours=2), change - timedelta(hours=1))
+        assert not idx.steady(change - timedelta(hours=1), change + timedelta(seconds=1))
+        assert idx.steady(change, change + timedelta(days=1))  # the change is not inside
+        assert idx.steady(T0 - timedelta(days=1), T0)  # up to T0, exclusive
+
+
+def test_an_index_refuses_a_rate_naming_an_unknown_timing() -> None:
+    row = (1, "51", "x", Decimal(1), Decimal(0), 60, 60, T0, None, 0, True, 99, Decimal(0), 0)
+    with pytest.raises(ValueError, match="timing 99"):
+        RateIndex.from_rows([row])
+
+
+def _peak_and_weekend():  # type: ignore[no-untyped-def]
+    from sidecar.rating import Timing
+    from sidecar.rating.timing import parse_clock, parse_days
+    from sidecar.rating.zones import zone
+
+    ny = zone("America/New_York")
+    return (
+        Timing(1, "peak", ny, parse_days("mon-fri"), parse_clock("08:00"), parse_clock("20:00")),
+        Timing(2, "weekend", ny, parse_days("sat,sun")),
+        Timing(3, "night", ny, start=parse_clock("22:00"), end=parse_clock("06:00")),
+    )
+
+
+TIMINGS = _peak_and_weekend()
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.text("012", min_size=1, max_size=3),
+            st.integers(0, 2),
+            st.integers(0, 3),
+            st.one_of(st.none(), st.sampled_from(TIMINGS)),
+        ),
+        max_size=20,
+    ),
+    st.text("012", min_size=1, max_size=5),
+    st.integers(0, 14 * 24),
+)
+def test_timed_lookups_match_brute_force(specs, number, hours) -> None:  # type: ignore[no-untyped-def]
+    rates, seen = [], set()
+    for i, (prefix, prio, start, timing) in enumerate(specs):
+        key = (prefix, prio, start, timing)
+        if key not in seen:
+            seen.add(key)
+            rates.append(r(i, prefix, priority=prio, start=T0 + timedelta(days=start))
+                         ._replace(timing=timing))  # fmt: skip
+    at = T0 + timedelta(hours=hours)
+    best = None
+    for rate in rates:
+        if number.startswith(rate.prefix) and rate.applies(at):
+            k = (len(rate.prefix), rate.priority, rate.effective_start, -rate.id)
+            if best is None or k > best[0]:
+                best = (k, rate)
+    expected = None if best is None else best[1].id
+    index = RateIndex(rates)
+    got = index.lookup(number, at)
+    assert (got.id if got else None) == expected
+    with tempfile.TemporaryDirectory() as tmp:
+        index.save(Path(tmp) / "plan.lpm")
+        mapped = RateIndex.load(Path(tmp) / "plan.lpm")
+        assert mapped.lookup(number, at) == got
+        assert type(mapped).__name__ == ("_TimedRateIndex" if mapped.timed else "RateIndex")

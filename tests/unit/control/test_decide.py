@@ -10,11 +10,12 @@ import pytest
 from sidecar.control import decide
 from sidecar.control.decide import Policy
 from sidecar.freeswitch.commands import sched_broadcast_api
-from sidecar.rating import Rate, call_cost, max_duration_for
+from sidecar.rating import Rate, Schedule, call_cost, max_duration_for
 
 RATE = Rate(
     1, "51", "Peru", Decimal("0.60"), Decimal("0"), 60, 60, datetime(2020, 1, 1, tzinfo=UTC), None
 )
+STEADY = Schedule(datetime(2026, 3, 2, 12, tzinfo=UTC), RATE)
 POLICY = Policy(extend_threshold=60, block_seconds=300, max_call_seconds=3600, kill_after_seconds=2)
 UUID = "e86769d7-3654-4359-a798-935a3e000190"
 
@@ -38,13 +39,13 @@ def test_next_action(elapsed: float, retry_at: float, expected: str) -> None:
 def test_no_extension_beyond_the_longest_call() -> None:
     now = 1_000_000.0
     assert decide.next_action(now - 3590, 3600, now, POLICY) == decide.NONE
-    assert decide.plan_extension(RATE, 3600, POLICY, None) is None
-    plan = decide.plan_extension(RATE, 3500, POLICY, None)
+    assert decide.plan_extension(STEADY, 3600, POLICY, None) is None
+    plan = decide.plan_extension(STEADY, 3500, POLICY, None)
     assert plan is not None and plan.target_seconds == 3600
 
 
 def test_extension_asks_for_one_block_and_needs_one_more_increment() -> None:
-    plan = decide.plan_extension(RATE, 300, POLICY, None)
+    plan = decide.plan_extension(STEADY, 300, POLICY, None)
     assert plan is not None
     assert plan.target_seconds == 600
     assert plan.want_total == call_cost(RATE, 600) == Decimal("6.0000")
@@ -53,10 +54,22 @@ def test_extension_asks_for_one_block_and_needs_one_more_increment() -> None:
     assert max_duration_for(RATE, Decimal("4.00"), plan.target_seconds) == 360
 
 
+def test_extension_across_a_cheaper_boundary_asks_for_the_spans_cost() -> None:
+    # answered 11:55 at 0.60/min; from 12:00 (second 300) a cheaper 0.06/min rate applies:
+    # 300 s paid; the next block (to 600 s) costs 3.00 + 300 s at 0.06 = 3.30 in all
+    cheaper = RATE._replace(id=2, rate_per_minute=Decimal("0.06"))
+    schedule = Schedule(datetime(2026, 3, 2, 11, 55, tzinfo=UTC), RATE, ((300, cheaper),))
+    plan = decide.plan_extension(schedule, 300, POLICY, None)
+    assert plan is not None and plan.target_seconds == 600
+    assert plan.want_total == Decimal("3.3000")
+    assert plan.min_total == Decimal("3.0600")  # one more (cheaper) increment: 301 s -> 360
+    assert schedule.max_duration(Decimal("3.12"), 600) == 420  # 3.00 + 120 s at 0.06
+
+
 def test_extension_respects_the_call_cap() -> None:
-    capped = decide.plan_extension(RATE, 300, POLICY, Decimal("4.50"))
+    capped = decide.plan_extension(STEADY, 300, POLICY, Decimal("4.50"))
     assert capped is not None and capped.want_total == Decimal("4.50")
-    assert decide.plan_extension(RATE, 300, POLICY, Decimal("3.50")) is None  # < next increment
+    assert decide.plan_extension(STEADY, 300, POLICY, Decimal("3.50")) is None  # < next increment
 
 
 def test_reschedule_deletes_the_group_first_and_schedules_again() -> None:

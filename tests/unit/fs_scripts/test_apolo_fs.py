@@ -173,8 +173,15 @@ def test_authorized_call_sets_variables_and_cutoff_from_answer(sidecar: FakeSide
     assert req["path"] == "/v1/authorize"
     assert req["headers"]["Content-Type"] == "application/json"
     assert req["json"] == {"uuid": session.variables["uuid"], "caller": "100001",
-                           "callee": "51987654321",
+                           "callee": "51987654321", "switch": None,
                            "variables": {"accountcode": "100001"}}  # fmt: skip
+
+
+def test_the_switch_name_is_sent(sidecar: FakeSidecar) -> None:
+    """The switch whose number rules apply: the global switchname, else the host name."""
+    call(hostname="fs-host")
+    call(hostname="fs-host", switchname="fs-a")
+    assert [r["json"]["switch"] for r in sidecar.requests] == ["fs-host", "fs-a"]
 
 
 def test_basic_auth_header_is_sent(sidecar: FakeSidecar) -> None:

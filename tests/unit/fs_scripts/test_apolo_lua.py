@@ -118,7 +118,19 @@ def test_mod_curl_command_line(lua: str, tmp_path: Path) -> None:
     assert words[-2] == "post"
     sent = json.loads(urllib.parse.unquote(words[-1]))
     assert sent == {"uuid": UUID, "caller": "100001", "callee": "51987654321",
-                    "variables": {"accountcode": "100001"}}  # fmt: skip
+                    "switch": None, "variables": {"accountcode": "100001"}}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("extra", "switch"),
+    [({"hostname": "fs-host"}, "fs-host"), ({"hostname": "h", "switchname": "fs-a"}, "fs-a")],
+)
+def test_the_switch_name_is_sent(
+    lua: str, tmp_path: Path, extra: dict[str, str], switch: str
+) -> None:
+    r = run(lua, tmp_path, body=answer(), variables={**VARS, **extra})
+    [(_, args)] = r.api_calls
+    assert json.loads(urllib.parse.unquote(args.split(" ")[-1]))["switch"] == switch
 
 
 def test_strings_survive_both_json_layers(lua: str, tmp_path: Path) -> None:
