@@ -11,10 +11,11 @@ from typing import Any
 
 import psycopg
 import pytest
-from conftest import FS_AUTH, Seed
+from conftest import FS_AUTH, TEST_PBX, Seed, call_body
 from psycopg.rows import dict_row
 
 from sidecar.config import load_settings
+from sidecar.freeswitch.caller_facts import caller_facts
 from sidecar.freeswitch.xml_cdr import parse_cdr
 from sidecar.services import cdr_ingest
 from sidecar.services.authorize import AuthorizeRequest, authorize
@@ -59,7 +60,7 @@ def peak_plan(client: Any, seed: Seed, headers: dict[str, str], name: str, peak:
 def post_cdr(app: Any, uuid: str, caller: str, callee: str, answer: datetime, seconds: int,
              switchname: str | None = None) -> cdr_ingest.IngestResult:  # fmt: skip
     answer_us = (answer - EPOCH) // timedelta(microseconds=1)
-    record = parse_cdr(build_cdr(uuid, caller, callee, answer_us, seconds * 1_000_000, caller))
+    record = parse_cdr(build_cdr(uuid, caller, callee, answer_us, seconds * 1_000_000, TEST_PBX))
     if switchname is not None:
         record = dataclasses.replace(record, switchname=switchname)
     with psycopg.connect(app.config["SETTINGS"].database_url, row_factory=dict_row) as c:
@@ -74,7 +75,7 @@ def test_a_cdr_across_the_end_of_peak_is_priced_in_spans(app, client, seed) -> N
     seed.account("100001", balance="10.00", plan="mx")
     uuid = str(uuidlib.uuid4())
     auth = client.post("/v1/authorize", auth=FS_AUTH,
-                       json={"uuid": uuid, "caller": "100001", "callee": "5255512345"})  # fmt: skip
+                       json=call_body(uuid, "100001", "5255512345"))  # fmt: skip
     assert auth.get_json()["authorized"], auth.get_json()
     # 19:58:30 local, 150 s at 60/60 -> billed 180: 90 s at 0.10, 60 + 30 rounding at 0.04;
     # 0.05 + (9 + 3.6) / 60 = 0.26
@@ -102,7 +103,9 @@ def test_max_duration_is_computed_across_boundaries(app, client, seed, db_url) -
     catalog, settings = app.extensions["apolo_rates"], load_settings(database_url=db_url)
 
     def auth(caller: str, at: datetime):  # type: ignore[no-untyped-def]
-        req = AuthorizeRequest(str(uuidlib.uuid4()), caller, "525512345678")
+        req = AuthorizeRequest(
+            str(uuidlib.uuid4()), caller, "525512345678", caller_facts(TEST_PBX, caller)
+        )
         with psycopg.connect(db_url, row_factory=dict_row, autocommit=True) as c:
             return authorize(c, catalog, settings, req, at)
 
@@ -138,8 +141,8 @@ def test_minimum_charge_and_free_seconds(app, client, seed) -> None:  # type: ig
     assert "free" in notes[Decimal("0.0000")] and "minimum" in notes[Decimal("0.2500")]
     # authorization asks for the shortest charged call: 0.25 (6 s)
     seed.account("100005", balance="0.20", plan="mf")
-    resp = client.post("/v1/authorize", auth=FS_AUTH, json={
-        "uuid": str(uuidlib.uuid4()), "caller": "100005", "callee": "5155501234"})  # fmt: skip
+    resp = client.post("/v1/authorize", auth=FS_AUTH,
+                       json=call_body(str(uuidlib.uuid4()), "100005", "5155501234"))  # fmt: skip
     assert resp.get_json()["reason"] == "insufficient_balance"
 
 
@@ -153,8 +156,8 @@ def test_a_plan_falls_back_to_its_parent_and_cycles_are_refused(client, seed) ->
     seed.account("100006", balance="5.00", plan="child")
 
     def rate_of(callee: str) -> Any:
-        resp = client.post("/v1/authorize", auth=FS_AUTH, json={
-            "uuid": str(uuidlib.uuid4()), "caller": "100006", "callee": callee})  # fmt: skip
+        resp = client.post("/v1/authorize", auth=FS_AUTH,
+                           json=call_body(str(uuidlib.uuid4()), "100006", callee))  # fmt: skip
         return resp.get_json()["rate"]
 
     assert rate_of("447700900123")["rate_per_minute"] == "0.300000"  # the plan's own
@@ -182,7 +185,7 @@ def test_a_national_freeswitch_number(app, client, seed) -> None:  # type: ignor
             "max_length": 10}  # fmt: skip
     assert client.post("/v1/number-rules", json=rule, headers=headers).status_code == 201
     uuid = str(uuidlib.uuid4())
-    body = {"uuid": uuid, "caller": "100007", "callee": "5512345678", "switch": "fs-mx"}
+    body = {**call_body(uuid, "100007", "5512345678"), "switch": "fs-mx"}
     auth = client.post("/v1/authorize", auth=FS_AUTH, json=body).get_json()
     assert auth["authorized"] and auth["destination"] == "525512345678"
     assert auth["rate"]["prefix"] == "5255"
