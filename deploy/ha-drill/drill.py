@@ -104,6 +104,7 @@ def free_ports(wanted: Ports) -> Ports:
 
 REDIS_MASTER = "apolo"
 CALLERS = tuple(str(300001 + i) for i in range(20))
+SIM_SOURCE_IP = "192.0.2.10"  # where the simulated PBX's INVITEs come from
 RATES = (("51", "0.60", 60, 60), ("1", "0.02", 6, 6), ("44", "0.10", 1, 1))
 DESTINATIONS = ("51987654321", "5114567890", "12125550123", "447700900123")
 BLOCK = 20  # APOLO_RESERVATION_SECONDS: calls longer than BLOCK - threshold get extended
@@ -235,6 +236,7 @@ class Drill:
     def seed(self) -> None:
         from sidecar.repo import rates as rates_repo
         from sidecar.services.accounts import create_account
+        from sidecar.services.trunks import create_trunk
 
         with psycopg.connect(self.db_url("multi-host"), row_factory=dict_row) as c:
             plan_id = rates_repo.ensure_plan(c, "drill")
@@ -248,6 +250,10 @@ class Drill:
                 create_account(c, actor="ha-drill", number=number, plan="drill", type_="prepaid",
                                balance=Decimal("1000.00"), credit_limit=Decimal(0),
                                anis=[number], max_calls=None)  # fmt: skip
+            # the simulated PBX, billed by caller ID (sidecar/identity.py): its INVITEs come
+            # from SimConfig.source_ip
+            create_trunk(c, actor="ha-drill", name="drill-pbx", cidrs=[f"{SIM_SOURCE_IP}/32"],
+                         trust_caller_id=True)  # fmt: skip
             c.commit()
 
     def control_connected(self) -> bool:
@@ -343,6 +349,7 @@ class Drill:
             timeout=10**6, duplicate_ratio=0.05, cdr_retries=self.args.cdr_retries,
             cdr_retry_delay=self.args.cdr_delay, spool_dir=str(self.dir / "spool"),
             authorize_timeout=self.args.authorize_timeout, cdr_timeout=5.0,
+            source_ip=SIM_SOURCE_IP,
         )  # fmt: skip
 
         def keep(result: CallResult) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 import psycopg
 import pytest
 import requests
-from conftest import FS_PASSWORD, ROOT, Seed, free_port
+from conftest import FS_PASSWORD, ROOT, TEST_PBX, Seed, call_body, free_port
 
 from reliability.ha_servers import engines, engines_missing, haproxy, processes
 from reliability.tally import TALLY
@@ -51,7 +51,7 @@ def _sidecar(directory: Path, name: str, db_url: str, redis_url: str) -> process
 
 
 def _authorize(url: str, call_uuid: str = "", timeout: float = 1.5) -> bool:
-    body = {"uuid": call_uuid or str(uuidlib.uuid4()), "caller": CALLER, "callee": CALLEE}
+    body = call_body(call_uuid or str(uuidlib.uuid4()), CALLER, CALLEE)
     try:
         resp = requests.post(f"{url}/v1/authorize", json=body, auth=AUTH, timeout=timeout)
     except requests.RequestException as exc:
@@ -68,7 +68,7 @@ ERRORS: list[str] = []
 
 def _post_cdr(url: str, call_uuid: str) -> bool:
     answered = time.time_ns() // 1000 - 61_000_000
-    xml = build_cdr(call_uuid, CALLER, CALLEE, answered, 61_000_000)
+    xml = build_cdr(call_uuid, CALLER, CALLEE, answered, 61_000_000, TEST_PBX)
     try:
         resp = requests.post(f"{url}/freeswitch/cdr", params={"uuid": f"a_{call_uuid}"},
                              data=xml, headers={"Content-Type": "text/xml"}, auth=AUTH,

@@ -26,7 +26,7 @@ from typing import Any
 import psycopg
 import pytest
 import redis as redis_lib
-from conftest import FS_AUTH, ROOT, Seed, free_port, make_app
+from conftest import FS_AUTH, ROOT, Seed, call_body, free_port, make_app
 from doubles.esl_peer import EslPeer
 
 from reliability.ha_servers import PG_BIN, PgPair, engines, engines_missing
@@ -94,7 +94,7 @@ def _where(url: str) -> tuple[int, bool]:
 
 
 def _authorize(client: Any, call_uuid: str | None = None) -> Any:
-    body = {"uuid": call_uuid or str(uuidlib.uuid4()), "caller": CALLER, "callee": CALLEE}
+    body = call_body(call_uuid or str(uuidlib.uuid4()), CALLER, CALLEE)
     return client.post("/v1/authorize", json=body, auth=FS_AUTH)
 
 
