@@ -88,10 +88,18 @@ class PrivateServers:
         return _redis_db(self.redis_server_url, REL_REDIS_DB)
 
     def start(self) -> None:
-        out = subprocess.run(
-            ["scripts/services.sh"], cwd=ROOT, env=_services_env(), check=True,
+        done = subprocess.run(
+            ["scripts/services.sh"], cwd=ROOT, env=_services_env(),
             capture_output=True, text=True, timeout=120,
-        ).stdout  # fmt: skip
+        )  # fmt: skip
+        if done.returncode != 0:
+            log = DATA_DIR / "pg" / "server.log"
+            tail = log.read_text(errors="replace")[-3000:] if log.is_file() else "(no server.log)"
+            raise RuntimeError(
+                f"scripts/services.sh exited {done.returncode}\nstderr:\n{done.stderr}\n"
+                f"{log}:\n{tail}"
+            )
+        out = done.stdout
         urls = dict(
             line.removeprefix("export ").split("=", 1) for line in out.splitlines() if "=" in line
         )
