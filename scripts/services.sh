@@ -20,8 +20,14 @@ apt_install() {
   apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >&2
 }
 
-port_busy() {  # something already listens on 127.0.0.1:$1
-  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+port_busy() {  # a socket holds local port $1, so a server could not bind it
+  # Not only listeners: a client connection, or one in TIME-WAIT (ports of 32768-60999 are
+  # also the kernel's ephemeral range), blocks the bind too. Without ss, probe by connecting.
+  if command -v ss >/dev/null; then
+    [ -n "$(ss -Htan "sport = :$1")" ]
+  else
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+  fi
 }
 
 pick_port() {  # $1 state file, $2 first candidate: reuse the recorded port, else a free one
@@ -56,11 +62,23 @@ start_postgres() {
     as_pg "$bin/initdb" -D "$pgdata" -U postgres --auth=trust -E UTF8 >/dev/null
   fi
   if ! as_pg "$bin/pg_ctl" -D "$pgdata" status >/dev/null 2>&1; then
-    rm -f "$DATA_DIR/pg.port"
-    PG_PORT=$(pick_port "$DATA_DIR/pg.port" "$PG_PORT")
-    log "starting PostgreSQL on 127.0.0.1:$PG_PORT"
-    as_pg "$bin/pg_ctl" -D "$pgdata" -l "$pgdata/server.log" -w -t 60 \
-      -o "-p $PG_PORT -k $sock -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=on" start >/dev/null
+    local attempt
+    for attempt in 1 2 3 4 5; do  # a port free when picked can be taken before the bind
+      rm -f "$DATA_DIR/pg.port"
+      PG_PORT=$(pick_port "$DATA_DIR/pg.port" "$PG_PORT")
+      log "starting PostgreSQL on 127.0.0.1:$PG_PORT"
+      if as_pg "$bin/pg_ctl" -D "$pgdata" -l "$pgdata/server.log" -w -t 120 -o \
+        "-p $PG_PORT -k $sock -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=on" \
+        start >/dev/null; then
+        break
+      fi
+      log "PostgreSQL in $pgdata did not start (attempt $attempt); the end of its log:"
+      tail -n 15 "$pgdata/server.log" >&2 || true
+      [ "$attempt" -lt 5 ] || exit 1
+      as_pg "$bin/pg_ctl" -D "$pgdata" -m immediate stop >/dev/null 2>&1 || true
+      PG_PORT=$((PG_PORT + 1))
+      sleep 1
+    done
   fi
   PG_PORT=$(sed -n 4p "$pgdata/postmaster.pid")  # the port the running server listens on
   [ -n "$PG_PORT" ] || { log "PostgreSQL in $pgdata did not start (see $pgdata/server.log)"; exit 1; }
@@ -84,16 +102,24 @@ start_redis() {
     rm -f "$DATA_DIR/redis.port"
     REDIS_PORT=$(pick_port "$DATA_DIR/redis.port" "$REDIS_PORT")
   fi
-  if ! redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping >/dev/null 2>&1; then
+  local attempt up=""
+  for attempt in 1 2 3 4 5; do  # a port free when picked can be taken before the bind
+    if redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping >/dev/null 2>&1; then up=1; break; fi
     log "starting Redis on 127.0.0.1:$REDIS_PORT"
     redis-server --daemonize yes --bind 127.0.0.1 --port "$REDIS_PORT" --save "" \
       --appendonly no --dir "$DATA_DIR/redis" --pidfile "$DATA_DIR/redis/redis.pid" \
       --logfile "$DATA_DIR/redis/redis.log" >&2
     for _ in $(seq 1 40); do
-      redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping >/dev/null 2>&1 && break
+      if redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping >/dev/null 2>&1; then up=1; break; fi
       sleep 0.25
     done
-  fi
+    [ -z "$up" ] || break
+    log "Redis did not start on $REDIS_PORT (attempt $attempt); the end of its log:"
+    tail -n 5 "$DATA_DIR/redis/redis.log" >&2 || true
+    rm -f "$DATA_DIR/redis.port"
+    REDIS_PORT=$(pick_port "$DATA_DIR/redis.port" "$((REDIS_PORT + 1))")
+  done
+  [ -n "$up" ] || { log "Redis did not start (see $DATA_DIR/redis/redis.log)"; exit 1; }
   echo "redis://127.0.0.1:$REDIS_PORT/0"
 }
 

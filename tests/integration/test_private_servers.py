@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,9 +29,9 @@ def _env(data_dir: Path) -> dict[str, str]:
     return env
 
 
-def start(data_dir: Path) -> dict[str, str]:
+def start(data_dir: Path, env: dict[str, str] | None = None) -> dict[str, str]:
     out = subprocess.run(
-        ["scripts/services.sh"], cwd=ROOT, env=_env(data_dir), check=True,
+        ["scripts/services.sh"], cwd=ROOT, env=env or _env(data_dir), check=True,
         capture_output=True, text=True, timeout=180,
     ).stdout  # fmt: skip
     pairs = (line.removeprefix("export ").split("=", 1) for line in out.splitlines())
@@ -90,3 +91,17 @@ def test_a_run_stops_only_what_it_started(data: Path, tmp_path: Path) -> None:
     assert up(urls) == (True, True)
     subprocess.run(["scripts/stop_services.sh", str(data)], cwd=ROOT, check=True, timeout=120)
     assert up(urls) == (False, False)
+
+
+def test_a_port_that_cannot_be_bound_is_passed_over(data: Path) -> None:
+    """Ports of 32768-60999 are also the kernel's ephemeral range: a client socket (or one in
+    TIME-WAIT) can hold the port asked for without listening on it. The servers start on the
+    next ports instead of failing."""
+    env = _env(data)
+    with socket.socket() as pg_holder, socket.socket() as redis_holder:
+        pg_holder.bind(("127.0.0.1", int(env["APOLO_PG_PORT"])))  # bound, never listening
+        redis_holder.bind(("127.0.0.1", int(env["APOLO_REDIS_PORT"])))
+        urls = start(data, env)
+    assert f":{env['APOLO_PG_PORT']}/" not in urls["DATABASE_URL"]
+    assert f":{env['APOLO_REDIS_PORT']}/" not in urls["REDIS_URL"]
+    assert up(urls) == (True, True)
