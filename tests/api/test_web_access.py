@@ -9,13 +9,11 @@ import pytest
 from test_web_support import (
     PAGES,
     ROLES,
-    clear_users,
     csrf_of,
+    dashboard_with_users,
     hidden,
     login,
-    make_user,
     plain_http,
-    register_dashboard,
 )
 
 from sidecar.auth import SESSION_COOKIE
@@ -23,12 +21,10 @@ from sidecar.auth import SESSION_COOKIE
 
 @pytest.fixture
 def web(app, seed, db_url):  # type: ignore[no-untyped-def]
-    register_dashboard(app)
-    plain_http(app, APOLO_LOGIN_MAX_FAILURES="3", APOLO_LOGIN_MAX_FAILURES_PER_ADDRESS="50")
-    clear_users(db_url)
+    dashboard_with_users(
+        app, db_url, APOLO_LOGIN_MAX_FAILURES="3", APOLO_LOGIN_MAX_FAILURES_PER_ADDRESS="50"
+    )
     seed.account("100001", balance="12.5")
-    for role in ROLES:
-        make_user(db_url, f"{role}-user", role)
     return app
 
 

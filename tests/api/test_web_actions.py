@@ -8,43 +8,20 @@ import time
 import uuid
 from datetime import UTC, datetime
 
-import psycopg
 import pytest
 from conftest import FS_AUTH, TEST_PBX, call_body
-from psycopg.rows import dict_row
-from test_web_support import (
-    ROLES,
-    clear_users,
-    csrf_of,
-    login,
-    make_user,
-    plain_http,
-    register_dashboard,
-)
+from test_web_support import csrf_of, dashboard_with_users
+from test_web_support import rows as _rows
+from test_web_support import session_as as _session
 
 from sidecar.simulator.cdr_template import build_cdr
 
 
 @pytest.fixture
 def web(app, seed, db_url):  # type: ignore[no-untyped-def]
-    register_dashboard(app)
-    plain_http(app)
-    clear_users(db_url)
+    dashboard_with_users(app, db_url)
     seed.account("100001", balance="10")
-    for role in ROLES:
-        make_user(db_url, f"{role}-user", role)
     return app
-
-
-def _session(app, role: str):  # type: ignore[no-untyped-def]
-    client = app.test_client()
-    assert login(client, f"{role}-user").status_code == 303
-    return client
-
-
-def _rows(db_url: str, sql: str, *args: object) -> list[dict[str, object]]:
-    with psycopg.connect(db_url, row_factory=dict_row) as c:
-        return c.execute(sql, args).fetchall()
 
 
 def _recharge(client, number: str, amount: str, key: str, note: str = ""):  # type: ignore[no-untyped-def]

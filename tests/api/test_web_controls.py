@@ -5,33 +5,16 @@ from __future__ import annotations
 import pytest
 from conftest import FS_AUTH, call_body
 from fraud_helpers import audits, new_uuid, query, reset_settings
-from test_web_support import (
-    ROLES,
-    clear_users,
-    csrf_of,
-    login,
-    make_user,
-    plain_http,
-    register_dashboard,
-)
+from test_web_support import csrf_of, dashboard_with_users
+from test_web_support import session_as as _session
 
 
 @pytest.fixture
 def web(app, seed, db_url):  # type: ignore[no-untyped-def]
-    register_dashboard(app)
-    plain_http(app)
-    clear_users(db_url)
     reset_settings(db_url)
+    dashboard_with_users(app, db_url)
     seed.account("100001", balance="10", rates=[("51", "0.60")])
-    for role in ROLES:
-        make_user(db_url, f"{role}-user", role)
     return app
-
-
-def _session(app, role: str):  # type: ignore[no-untyped-def]
-    client = app.test_client()
-    assert login(client, f"{role}-user").status_code == 303
-    return client
 
 
 def _account_form(client, **fields: str):  # type: ignore[no-untyped-def]

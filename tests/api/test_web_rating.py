@@ -7,30 +7,14 @@ import uuid
 
 import psycopg
 import pytest
-from psycopg.rows import dict_row
-from test_web_support import ROLES, clear_users, csrf_of, login, make_user, plain_http
-from test_web_support import register_dashboard as dashboard
+from test_web_support import csrf_of, dashboard_with_users
+from test_web_support import rows as _rows
+from test_web_support import session_as as _session
 
 
 @pytest.fixture
 def web(app, seed, db_url):  # type: ignore[no-untyped-def]
-    dashboard(app)
-    plain_http(app)
-    clear_users(db_url)
-    for role in ROLES:
-        make_user(db_url, f"{role}-user", role)
-    return app
-
-
-def _session(app, role: str):  # type: ignore[no-untyped-def]
-    client = app.test_client()
-    assert login(client, f"{role}-user").status_code == 303
-    return client
-
-
-def _rows(db_url: str, sql: str, *args: object) -> list[dict[str, object]]:
-    with psycopg.connect(db_url, row_factory=dict_row) as c:
-        return c.execute(sql, args).fetchall()
+    return dashboard_with_users(app, db_url)
 
 
 def test_admin_adds_a_timing_and_rules_from_the_rates_page(web, seed, db_url) -> None:  # type: ignore[no-untyped-def]

@@ -70,3 +70,25 @@ def csrf_of(client: Any, path: str = "/dashboard/accounts") -> str:
     page = client.get(path)
     assert page.status_code == 200
     return hidden(page.get_data(as_text=True), "csrf_token")
+
+
+def dashboard_with_users(app: Any, db_url: str, **env: str) -> Any:
+    """The dashboard on plain HTTP, with no users but one per role (``<role>-user``)."""
+    register_dashboard(app)
+    plain_http(app, **env)
+    clear_users(db_url)
+    for role in ROLES:
+        make_user(db_url, f"{role}-user", role)
+    return app
+
+
+def session_as(app: Any, role: str) -> Any:
+    """A test client logged in as the ``<role>-user`` of :func:`dashboard_with_users`."""
+    client = app.test_client()
+    assert login(client, f"{role}-user").status_code == 303
+    return client
+
+
+def rows(db_url: str, query: str, *args: object) -> list[dict[str, Any]]:
+    with psycopg.connect(db_url, row_factory=dict_row) as c:
+        return c.execute(query, args).fetchall()
