@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import psycopg
+from psycopg.rows import dict_row
 
 from reliability.tally import TALLY
 
@@ -152,3 +153,31 @@ def _unchunk(data: bytes) -> bytes:
         out += data[:size]
         data = data[size + 2 :]
     return bytes(out)
+
+
+HOSTILE_ENV = {"APOLO_FAC_KEY": "reliability-fac-key-0123456789",
+               "APOLO_SESSION_COOKIE_SECURE": "false"}  # fmt: skip
+
+
+def only_user(db_url: str, username: str, role: str, password: str, *tables: str) -> None:
+    """Leave ``username`` the one dashboard user (sessions, login failures and ``tables``
+    emptied with the others)."""
+    from sidecar.auth import hash_password
+    from sidecar.repo import users as users_repo
+
+    with psycopg.connect(db_url, row_factory=dict_row) as c:
+        c.execute(f"TRUNCATE {', '.join(('users', 'user_sessions', 'login_failures', *tables))}"
+                  " CASCADE")  # fmt: skip
+        users_repo.create(c, username, role, hash_password(password))
+        c.commit()
+
+
+def login_session(url: str, username: str, password: str) -> tuple[dict[str, str], str]:
+    """The Cookie header and the CSRF token of a fresh login through ``POST /v1/session``."""
+    import requests
+
+    login = requests.post(f"{url}/v1/session", timeout=10,
+                          json={"username": username, "password": password})  # fmt: skip
+    assert login.status_code == 200, login.text
+    cookie = {"Cookie": f"apolo_session={login.cookies['apolo_session']}"}
+    return cookie, str(login.json()["csrf_token"])

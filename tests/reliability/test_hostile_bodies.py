@@ -15,18 +15,22 @@ import uuid as uuidlib
 from collections.abc import Iterator
 from typing import Any
 
-import psycopg
 import pytest
 import requests
 from conftest import FS_AUTH, Seed, SidecarProcess, start_sidecar
 from fixtures_path import FS_FIXTURES, read_http_capture
-from psycopg.rows import dict_row
 from unit.cucm.cucm_rows import SIETE_CDR, SIETE_CDR_NAME
 
 from reliability.conftest import PrivateServers
-from reliability.hostile import Answer, refused, send, snapshot
-from sidecar.auth import hash_password
-from sidecar.repo import users as users_repo
+from reliability.hostile import (
+    HOSTILE_ENV,
+    Answer,
+    login_session,
+    only_user,
+    refused,
+    send,
+    snapshot,
+)
 from sidecar.simulator.cdr_template import build_cdr
 
 LIMIT = 200_000  # APOLO_MAX_DOCUMENT_BYTES: every route without a limit of its own
@@ -45,7 +49,7 @@ def sidecar(servers: PrivateServers) -> Iterator[SidecarProcess]:
         servers.db_url, servers.redis_url, workers=1,
         APOLO_MAX_DOCUMENT_BYTES=str(LIMIT), APOLO_BULK_MAX_BYTES=str(BULK_LIMIT),
         APOLO_CUCM_MAX_FILE_BYTES=str(CUCM_LIMIT), APOLO_RATE_IMPORT_MAX_BYTES=str(LIMIT),
-        APOLO_FAC_KEY="reliability-fac-key-0123456789", APOLO_SESSION_COOKIE_SECURE="false",
+        **HOSTILE_ENV,
     )  # fmt: skip
     yield process
     process.stop()
@@ -56,21 +60,16 @@ def ctx(sidecar: SidecarProcess, servers: PrivateServers, rel_seed: Seed) -> dic
     rel_seed.account(NUMBER, balance="10.00", rates=[("51", "0.60")])
     rel_seed.account("500002", balance="10.00", rates=[("51", "0.60")])
     rel_seed.account("100001", balance="10.00", rates=[("51", "0.60")])  # the capture's caller
-    with psycopg.connect(servers.db_url, row_factory=dict_row) as c:
-        c.execute("TRUNCATE users, user_sessions, login_failures CASCADE")
-        users_repo.create(c, "olga", "operator", hash_password(PASSWORD))
-        c.commit()
-    login = requests.post(f"{sidecar.url}/v1/session", timeout=10,
-                          json={"username": "olga", "password": PASSWORD})  # fmt: skip
-    assert login.status_code == 200, login.text
+    only_user(servers.db_url, "olga", "operator", PASSWORD)
+    session, csrf = login_session(sidecar.url, "olga", PASSWORD)
     return {
         "url": sidecar.url,
         "db": servers.db_url,
         "admin": {"Authorization": f"Bearer {rel_seed.token('admin')}"},
         "switch": {"Authorization": f"Bearer {rel_seed.token('switch')}"},
         "fs": {"Authorization": "Basic " + _basic()},
-        "session": {"Cookie": f"apolo_session={login.cookies['apolo_session']}"},
-        "csrf": login.json()["csrf_token"],
+        "session": session,
+        "csrf": csrf,
     }
 
 

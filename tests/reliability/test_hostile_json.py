@@ -19,9 +19,7 @@ from conftest import FS_AUTH, Seed, SidecarProcess, start_sidecar
 from psycopg.rows import dict_row
 
 from reliability.conftest import PrivateServers
-from reliability.hostile import refused, send, snapshot
-from sidecar.auth import hash_password
-from sidecar.repo import users as users_repo
+from reliability.hostile import HOSTILE_ENV, only_user, refused, send, snapshot
 
 NUMBER = "500001"
 PASSWORD = "hostile-json-password"
@@ -32,7 +30,7 @@ MAX_BALANCE = "99999999999999.9999"
 def sidecar(servers: PrivateServers) -> Iterator[SidecarProcess]:
     process = start_sidecar(
         servers.db_url, servers.redis_url, workers=1,
-        APOLO_FAC_KEY="reliability-fac-key-0123456789", APOLO_SESSION_COOKIE_SECURE="false",
+        **HOSTILE_ENV,
     )  # fmt: skip
     yield process
     process.stop()
@@ -42,10 +40,8 @@ def sidecar(servers: PrivateServers) -> Iterator[SidecarProcess]:
 def ctx(sidecar: SidecarProcess, servers: PrivateServers, rel_seed: Seed) -> dict[str, Any]:
     rel_seed.account(NUMBER, balance="10.00", rates=[("51", "0.60")])
     admin = {"Authorization": f"Bearer {rel_seed.token('admin')}"}
+    only_user(servers.db_url, "olga", "operator", PASSWORD, "fac_codes")
     with psycopg.connect(servers.db_url, row_factory=dict_row) as c:
-        c.execute("TRUNCATE users, user_sessions, login_failures, fac_codes CASCADE")
-        users_repo.create(c, "olga", "operator", hash_password(PASSWORD))
-        c.commit()
         plan = c.execute("SELECT name FROM rate_plans ORDER BY id LIMIT 1").fetchone()["name"]
         rate_id = c.execute("SELECT id FROM rates ORDER BY id LIMIT 1").fetchone()["id"]
     fac = requests.post(

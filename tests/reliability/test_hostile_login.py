@@ -18,13 +18,10 @@ import pytest
 import requests
 from conftest import FS_AUTH, Seed, SidecarProcess, start_sidecar
 from fixtures_path import FS_FIXTURES, read_http_capture
-from psycopg.rows import dict_row
 
 from reliability.conftest import PrivateServers
-from reliability.hostile import refused, send, snapshot
+from reliability.hostile import only_user, refused, send, snapshot
 from reliability.tally import TALLY
-from sidecar.auth import hash_password
-from sidecar.repo import users as users_repo
 
 PASSWORD = "hostile-login-password"
 LIMIT = 5  # APOLO_LOGIN_MAX_FAILURES (the default)
@@ -47,10 +44,7 @@ def sidecar(servers: PrivateServers) -> Iterator[SidecarProcess]:
 @pytest.fixture
 def ctx(sidecar: SidecarProcess, servers: PrivateServers, rel_seed: Seed) -> dict[str, Any]:
     rel_seed.account("500001", balance="10.00")
-    with psycopg.connect(servers.db_url, row_factory=dict_row) as c:
-        c.execute("TRUNCATE users, user_sessions, login_failures CASCADE")
-        users_repo.create(c, "olga", "admin", hash_password(PASSWORD))
-        c.commit()
+    only_user(servers.db_url, "olga", "admin", PASSWORD)
     return {"url": sidecar.url, "db": servers.db_url,
             "admin": {"Authorization": f"Bearer {rel_seed.token('admin')}"},
             "switch": {"Authorization": f"Bearer {rel_seed.token('switch')}"}}  # fmt: skip

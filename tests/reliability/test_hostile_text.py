@@ -31,11 +31,17 @@ from psycopg.rows import dict_row
 from unit.cucm.cucm_rows import SIETE_CDR_NAME, siete
 
 from reliability.conftest import PrivateServers
-from reliability.hostile import answered_safely, refused, send, snapshot
+from reliability.hostile import (
+    HOSTILE_ENV,
+    answered_safely,
+    login_session,
+    only_user,
+    refused,
+    send,
+    snapshot,
+)
 from reliability.tally import TALLY
-from sidecar.auth import hash_password
 from sidecar.cli.main import cli
-from sidecar.repo import users as users_repo
 from sidecar.simulator.cdr_template import build_cdr
 
 NUMBER = "500001"
@@ -48,7 +54,7 @@ DIALPLAN = read_http_capture(FS_FIXTURES / "xml_curl" / "dialplan_request_loopba
 def sidecar(servers: PrivateServers) -> Iterator[SidecarProcess]:
     process = start_sidecar(
         servers.db_url, servers.redis_url, workers=1,
-        APOLO_FAC_KEY="reliability-fac-key-0123456789", APOLO_SESSION_COOKIE_SECURE="false",
+        **HOSTILE_ENV,
         APOLO_RESERVATION_SECONDS="60",
     )  # fmt: skip
     yield process
@@ -59,21 +65,16 @@ def sidecar(servers: PrivateServers) -> Iterator[SidecarProcess]:
 def ctx(sidecar: SidecarProcess, servers: PrivateServers, rel_seed: Seed) -> dict[str, Any]:
     rel_seed.account(NUMBER, balance="10.00", rates=[("51", "0.60")])
     rel_seed.account("100001", balance="10.00", rates=[("51", "0.60")])  # the capture's caller
-    with psycopg.connect(servers.db_url, row_factory=dict_row) as c:
-        c.execute("TRUNCATE users, user_sessions, login_failures CASCADE")
-        users_repo.create(c, "olga", "admin", hash_password(PASSWORD))
-        c.commit()
-    login = requests.post(f"{sidecar.url}/v1/session", timeout=10,
-                          json={"username": "olga", "password": PASSWORD})  # fmt: skip
-    assert login.status_code == 200, login.text
+    only_user(servers.db_url, "olga", "admin", PASSWORD)
+    session, csrf = login_session(sidecar.url, "olga", PASSWORD)
     return {
         "url": sidecar.url,
         "db": servers.db_url,
         "redis": servers.redis_url,
         "admin": {"Authorization": f"Bearer {rel_seed.token('admin')}"},
         "switch": {"Authorization": f"Bearer {rel_seed.token('switch')}"},
-        "session": {"Cookie": f"apolo_session={login.cookies['apolo_session']}"},
-        "csrf": login.json()["csrf_token"],
+        "session": session,
+        "csrf": csrf,
     }
 
 
