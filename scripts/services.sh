@@ -30,12 +30,16 @@ port_busy() {  # a socket holds local port $1, so a server could not bind it
   fi
 }
 
-pick_port() {  # $1 state file, $2 first candidate: reuse the recorded port, else a free one
-  local port
-  if [ -s "$1" ]; then cat "$1"; return; fi
-  port=$2
+pick_port() {  # $1 state file, $2 port asked for, [$3 first candidate]: the port recorded for
+  local port asked  # that ask, else the first free one from $3 (default $2), then recorded
+  if [ -s "$1" ]; then
+    read -r asked port < "$1" || true
+    if [ -z "$port" ]; then echo "$asked"; return; fi  # an older record: the port alone
+    if [ "$asked" = "$2" ]; then echo "$port"; return; fi
+  fi
+  port=${3:-$2}
   while port_busy "$port"; do port=$((port + 1)); done
-  echo "$port" > "$1"
+  echo "$2 $port" > "$1"
   echo "$port"
 }
 
@@ -62,10 +66,11 @@ start_postgres() {
     as_pg "$bin/initdb" -D "$pgdata" -U postgres --auth=trust -E UTF8 >/dev/null
   fi
   if ! as_pg "$bin/pg_ctl" -D "$pgdata" status >/dev/null 2>&1; then
-    local attempt
+    local attempt asked=$PG_PORT
+    # A restart takes its recorded port again (clients know it; its own TIME-WAIT sockets do
+    # not stop a server from binding it). Only when that bind fails is another picked.
+    PG_PORT=$(pick_port "$DATA_DIR/pg.port" "$asked")
     for attempt in 1 2 3 4 5; do  # a port free when picked can be taken before the bind
-      rm -f "$DATA_DIR/pg.port"
-      PG_PORT=$(pick_port "$DATA_DIR/pg.port" "$PG_PORT")
       log "starting PostgreSQL on 127.0.0.1:$PG_PORT"
       if as_pg "$bin/pg_ctl" -D "$pgdata" -l "$pgdata/server.log" -w -t 120 -o \
         "-p $PG_PORT -k $sock -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=on" \
@@ -76,7 +81,8 @@ start_postgres() {
       tail -n 15 "$pgdata/server.log" >&2 || true
       [ "$attempt" -lt 5 ] || exit 1
       as_pg "$bin/pg_ctl" -D "$pgdata" -m immediate stop >/dev/null 2>&1 || true
-      PG_PORT=$((PG_PORT + 1))
+      rm -f "$DATA_DIR/pg.port"
+      PG_PORT=$(pick_port "$DATA_DIR/pg.port" "$asked" "$((PG_PORT + 1))")
       sleep 1
     done
   fi
@@ -95,12 +101,12 @@ start_postgres() {
 start_redis() {
   command -v redis-server >/dev/null || apt_install redis-server
   mkdir -p "$DATA_DIR/redis"
+  local asked=$REDIS_PORT
   if [ -s "$DATA_DIR/redis.port" ] && [ -s "$DATA_DIR/redis/redis.pid" ] &&
-     kill -0 "$(cat "$DATA_DIR/redis/redis.pid")" 2>/dev/null; then
-    REDIS_PORT=$(cat "$DATA_DIR/redis.port")
-  else
-    rm -f "$DATA_DIR/redis.port"
-    REDIS_PORT=$(pick_port "$DATA_DIR/redis.port" "$REDIS_PORT")
+     kill -0 "$(cat "$DATA_DIR/redis/redis.pid")" 2>/dev/null; then  # running: the port it was started on, whatever is asked now
+    REDIS_PORT=$(awk '{print $NF}' "$DATA_DIR/redis.port")
+  else  # restarted: its recorded port (see start_postgres); else a free one
+    REDIS_PORT=$(pick_port "$DATA_DIR/redis.port" "$asked")
   fi
   local attempt up=""
   for attempt in 1 2 3 4 5; do  # a port free when picked can be taken before the bind
@@ -117,7 +123,7 @@ start_redis() {
     log "Redis did not start on $REDIS_PORT (attempt $attempt); the end of its log:"
     tail -n 5 "$DATA_DIR/redis/redis.log" >&2 || true
     rm -f "$DATA_DIR/redis.port"
-    REDIS_PORT=$(pick_port "$DATA_DIR/redis.port" "$((REDIS_PORT + 1))")
+    REDIS_PORT=$(pick_port "$DATA_DIR/redis.port" "$asked" "$((REDIS_PORT + 1))")
   done
   [ -n "$up" ] || { log "Redis did not start (see $DATA_DIR/redis/redis.log)"; exit 1; }
   echo "redis://127.0.0.1:$REDIS_PORT/0"
