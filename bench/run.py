@@ -143,6 +143,7 @@ def run(size: Size, db_name: str, redis_db: int, seed: int) -> dict[str, Any]:
     out["cdr_export"] = cdr_export.run(url, redis_url, auth, size.export_cdrs)
     out["consistency"] = checks.consistency(url, delivered.uuids, len(delivered.charged_uuids))
     out["consistency"].update(checks.export_rows(out["cdr_export"]))
+    out["consistency"].update(checks.lpm_agreement(out["lpm"]))
     out["consistency"]["exact"] = checks.is_exact(out["consistency"])
     out["request_failures"] = _failures(out)
     out["requests_unsent_at_time_bound"] = sum(
@@ -167,6 +168,15 @@ def _fs_handler(
     return figures
 
 
+def hook_errors(figures: dict[str, Any]) -> int:
+    """Calls of one mod_python3 hook run that ended neither authorized nor denied: an
+    ``error`` result (the sidecar failed, timed out or answered garbage) or none at all."""
+    return sum(n for key, n in figures["results"].items() if not key.startswith(_HOOK_OK))
+
+
+_HOOK_OK = ("authorized:", "denied:")
+
+
 def _failures(out: dict[str, Any]) -> int:
     runs = [
         *out["authorize"].values(),
@@ -181,6 +191,7 @@ def _failures(out: dict[str, Any]) -> int:
     for r in runs:  # requests left unsent at the time bound are not failures (see "unsent")
         bad += r["errors"]
         bad += sum(n for status, n in r["statuses"].items() if status != "200")
+    bad += sum(hook_errors(r) for r in out["fs_handler"].values())
     return bad
 
 
@@ -220,6 +231,14 @@ def table(out: dict[str, Any]) -> str:
     )
     rows.append(
         (
+            "LPM answers index vs SQL compared/mismatched",
+            f"{ix['compared']:,}/{ix['mismatches']}",
+            f"of {ix['lookups']:,} lookups; {ix['sql_lookups']:,} timed per call",
+            "",
+        )
+    )
+    rows.append(
+        (
             "LPM index reload (build, save, map)",
             f"{ix['reload_s']} s",
             f"{ix['rates']:,} rates; other workers map it in {ix['reload_map_s']} s",
@@ -254,7 +273,7 @@ def table(out: dict[str, Any]) -> str:
             )
         )
     for name, r in out["fs_handler"].items():
-        bad = sum(n for k, n in r["results"].items() if k.startswith("error"))
+        bad = hook_errors(r)
         rows.append(
             (
                 f"mod_python3 hook {name} /s; p50/p99/max ms",
