@@ -94,7 +94,20 @@ def export_rows(export: dict[str, Any]) -> dict[str, int]:
     }
 
 
+def lpm_agreement(lpm: dict[str, Any]) -> dict[str, int]:
+    """The LPM check (``bench.lpm.run``): every lookup the index answered, compared with SQL."""
+    return {
+        "lpm_lookups": lpm["lookups"],
+        "lpm_compared": lpm["compared"],
+        "lpm_mismatches": lpm["mismatches"],
+    }
+
+
 def is_exact(counts: dict[str, Any]) -> bool:
+    if "lpm_lookups" in counts and not (
+        counts["lpm_compared"] == counts["lpm_lookups"] and counts["lpm_mismatches"] == 0
+    ):
+        return False
     in_table = counts.get("export_cdrs_in_table")
     if in_table is not None and not (
         counts["export_rows"] == in_table == counts["export_copy_rows"]

@@ -81,9 +81,10 @@ def start_sidecar(
     workers: int = 2,
     threads: int = 8,
     nice: int = 0,
+    env: dict[str, str] | None = None,
 ) -> Server:
     """``apolo serve`` exactly as production runs it, on a free loopback port (``nice``: at
-    that lower CPU priority, as the CDR unit's ``Nice=`` runs it)."""
+    that lower CPU priority, as the CDR unit's ``Nice=`` runs it; ``env``: more settings)."""
     port = free_port()
     env = {
         **os.environ,
@@ -92,6 +93,7 @@ def start_sidecar(
         "APOLO_FS_USER": fs_auth[0],
         "APOLO_FS_PASSWORD": fs_auth[1],
         "APOLO_LOG_LEVEL": "WARNING",
+        **(env or {}),
     }
     log = _log_path("sidecar", port)
     cmd = [

@@ -26,7 +26,18 @@ from typing import Any
 
 import redis as redis_lib
 
-from bench import authorize, cdr_export, cdr_ingest, checks, data, lpm, mixed, rate_import, replay
+from bench import (
+    authorize,
+    cdr_export,
+    cdr_ingest,
+    checks,
+    data,
+    e2e_switch,
+    lpm,
+    mixed,
+    rate_import,
+    replay,
+)
 from bench.procs import ROOT, Server, fs_handler, start_bare_wsgi, start_sidecar
 
 PLAN = "bench"
@@ -76,7 +87,7 @@ def _machine() -> dict[str, Any]:
     }
 
 
-def run(size: Size, db_name: str, redis_db: int, seed: int) -> dict[str, Any]:
+def run(size: Size, db_name: str, redis_db: int, seed: int, smoke: bool = False) -> dict[str, Any]:
     server_db = os.environ["DATABASE_URL"]
     redis_url = _redis_url(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"), redis_db)
     redis_lib.Redis.from_url(redis_url).flushdb()
@@ -137,12 +148,15 @@ def run(size: Size, db_name: str, redis_db: int, seed: int) -> dict[str, Any]:
         stored = [(ingest_batch.meta[n][0], ingest_batch.requests[n][2])
                   for n in range(backlog // 20)]  # fmt: skip
     rated = [c.callee for c in sat.calls if c.authorized]  # every replayed call is charged
+    # the real switch, with and without the hook, on its own sidecar (the others stopped)
+    out["e2e_switch"] = e2e_switch.run(url, redis_url, auth, PLAN, rated[0], smoke)
     out["replay"] = replay.run(url, redis_url, accounts, rated, backlog, stored, delivered)
     # last timed phase (its million rows and their checkpoints would weigh on any after it),
     # before the counts, which then show that it moved no money and touched no posted CDR
     out["cdr_export"] = cdr_export.run(url, redis_url, auth, size.export_cdrs)
     out["consistency"] = checks.consistency(url, delivered.uuids, len(delivered.charged_uuids))
     out["consistency"].update(checks.export_rows(out["cdr_export"]))
+    out["consistency"].update(checks.lpm_agreement(out["lpm"]))
     out["consistency"]["exact"] = checks.is_exact(out["consistency"])
     out["request_failures"] = _failures(out)
     out["requests_unsent_at_time_bound"] = sum(
@@ -167,6 +181,15 @@ def _fs_handler(
     return figures
 
 
+def hook_errors(figures: dict[str, Any]) -> int:
+    """Calls of one mod_python3 hook run that ended neither authorized nor denied: an
+    ``error`` result (the sidecar failed, timed out or answered garbage) or none at all."""
+    return sum(n for key, n in figures["results"].items() if not key.startswith(_HOOK_OK))
+
+
+_HOOK_OK = ("authorized:", "denied:")
+
+
 def _failures(out: dict[str, Any]) -> int:
     runs = [
         *out["authorize"].values(),
@@ -181,6 +204,7 @@ def _failures(out: dict[str, Any]) -> int:
     for r in runs:  # requests left unsent at the time bound are not failures (see "unsent")
         bad += r["errors"]
         bad += sum(n for status, n in r["statuses"].items() if status != "200")
+    bad += sum(hook_errors(r) for r in out["fs_handler"].values())
     return bad
 
 
@@ -220,6 +244,14 @@ def table(out: dict[str, Any]) -> str:
     )
     rows.append(
         (
+            "LPM answers index vs SQL compared/mismatched",
+            f"{ix['compared']:,}/{ix['mismatches']}",
+            f"of {ix['lookups']:,} lookups; {ix['sql_lookups']:,} timed per call",
+            "",
+        )
+    )
+    rows.append(
+        (
             "LPM index reload (build, save, map)",
             f"{ix['reload_s']} s",
             f"{ix['rates']:,} rates; other workers map it in {ix['reload_map_s']} s",
@@ -254,7 +286,7 @@ def table(out: dict[str, Any]) -> str:
             )
         )
     for name, r in out["fs_handler"].items():
-        bad = sum(n for k, n in r["results"].items() if k.startswith("error"))
+        bad = hook_errors(r)
         rows.append(
             (
                 f"mod_python3 hook {name} /s; p50/p99/max ms",
@@ -285,6 +317,7 @@ def table(out: dict[str, Any]) -> str:
             f"{rp['ratio_to_parse_floor']}",
         )
     )
+    rows.extend(_e2e_rows(out["e2e_switch"]))
     rows.extend(_cdr_export_rows(out["cdr_export"]))
     k = out["consistency"]
     rows.append(
@@ -321,6 +354,22 @@ def table(out: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _e2e_rows(e: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    if "skipped" in e:
+        return [("real FreeSWITCH, calls/s through the hook", "skipped", e["skipped"][:60], "")]
+    hook, bare = e["hook"], e["no_billing"]
+
+    def rate(ladder: dict[str, Any]) -> str:
+        return f"{'>= ' if ladder['top_of_ladder'] else ''}{ladder['sustained_calls_per_s']}"
+
+    return [(
+        f"real FreeSWITCH calls/s, < 1% failed ({e['hold_ms'] // 1000} s calls)",
+        f"{rate(hook)} through the hook",
+        f"same switch, no billing: {rate(bare)}",
+        f"{e['ratio']}",
+    )]  # fmt: skip
+
+
 def _cdr_export_rows(x: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     e, f = x["export"], x["floor_copy"]
     return [
@@ -354,7 +403,7 @@ def main(argv: list[str] | None = None) -> int:
         print('DATABASE_URL is not set: eval "$(scripts/services.sh)" first', file=sys.stderr)
         return 2
     started = time.monotonic()
-    out = run(SMOKE if args.smoke else FULL, args.db, args.redis_db, args.seed)
+    out = run(SMOKE if args.smoke else FULL, args.db, args.redis_db, args.seed, args.smoke)
     out["wall_s"] = round(time.monotonic() - started, 1)
     path = args.out or ROOT / ".data" / "bench" / f"results{'-smoke' if args.smoke else ''}.json"
     path.parent.mkdir(parents=True, exist_ok=True)

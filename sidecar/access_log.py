@@ -10,6 +10,7 @@ environment are never logged (their atoms are emptied, whatever the log format a
 
 from __future__ import annotations
 
+import os
 import re
 from datetime import timedelta
 from typing import Any
@@ -39,18 +40,47 @@ def redact_target(target: str) -> str:
     return _TOKEN.sub(REDACTED, path) + sep + (redact_query(query) if sep else "")
 
 
+def _clean(text: str) -> str:
+    """``redact_target`` for the common case first: nothing that could be a secret."""
+    if "?" not in text and "apo" not in text:
+        return text
+    return redact_target(text)
+
+
 class RedactingLogger(Logger):  # type: ignore[misc]
-    """``apolo serve`` passes this as gunicorn's ``--logger-class``."""
+    """``apolo serve`` passes this as gunicorn's ``--logger-class``.
+
+    The atoms are gunicorn's own (``Logger.atoms``) without the header and environment
+    ones, which are never logged: a format asking for one gets gunicorn's ``-`` for an atom
+    it does not have. Not building them (a dict entry per header and per WSGI variable on
+    every request) was a tenth of an authorization's time in the sidecar."""
 
     def atoms(self, resp: Any, req: Any, environ: dict[str, Any], request_time: timedelta) -> Any:
-        atoms = super().atoms(resp, req, environ, request_time)
-        for key in list(atoms):
-            if key.startswith("{") and key[-2:] in ("}i", "}o", "}e"):
-                atoms[key] = "-"
-        method, _, rest = str(atoms.get("r", "")).partition(" ")
-        target, _, protocol = rest.rpartition(" ")
-        atoms["r"] = f"{method} {redact_target(target)} {protocol}"
-        atoms["q"] = redact_query(str(atoms.get("q") or ""))
-        atoms["U"] = _TOKEN.sub(REDACTED, str(atoms.get("U") or ""))
-        atoms["f"] = redact_target(str(atoms.get("f") or "-"))
-        return atoms
+        status = resp.status
+        if isinstance(status, str):
+            status = status.split(None, 1)[0]
+        sent = getattr(resp, "sent", None)
+        seconds, micros = request_time.seconds, request_time.microseconds
+        method = environ["REQUEST_METHOD"]
+        query = environ.get("QUERY_STRING")
+        return {
+            "h": environ.get("REMOTE_ADDR", "-"),
+            "l": "-",
+            "u": self._get_user(environ) or "-",
+            "t": self.now(),
+            "r": f"{method} {_clean(environ['RAW_URI'])} {environ['SERVER_PROTOCOL']}",
+            "s": status,
+            "m": method,
+            "U": _TOKEN.sub(REDACTED, environ.get("PATH_INFO") or ""),
+            "q": redact_query(query) if query else "",
+            "H": environ.get("SERVER_PROTOCOL"),
+            "b": str(sent) if sent is not None else "-",
+            "B": sent,
+            "f": _clean(environ.get("HTTP_REFERER") or "-"),
+            "a": environ.get("HTTP_USER_AGENT", "-"),
+            "T": seconds,
+            "D": seconds * 1000000 + micros,
+            "M": seconds * 1000 + int(micros / 1000),
+            "L": f"{seconds}.{micros:06d}",
+            "p": f"<{os.getpid()}>",
+        }

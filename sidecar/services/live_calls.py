@@ -57,8 +57,14 @@ redis.call('PUBLISH', ARGV[2], ARGV[3])
 """
 
 
+_scripts: dict[str, Any] = {}  # lua -> redis-py Script (its SHA1 computed once)
+
+
 def _run(client: redis.Redis, lua: str, keys: list[str], args: list[Any]) -> None:
-    client.register_script(lua)(keys=keys, args=args)  # EVALSHA, loading it when missing
+    script = _scripts.get(lua)
+    if script is None:
+        script = _scripts[lua] = client.register_script(lua)
+    script(keys=keys, args=args, client=client)  # EVALSHA, loading it when missing
 
 
 def _set(client: redis.Redis, uuid: str, fields: dict[Any, Any], ttl: int, sets: list[str]) -> None:

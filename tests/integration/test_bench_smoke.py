@@ -10,8 +10,12 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
+import pytest
 from conftest import ROOT
+
+from bench import lpm as lpm_bench
 
 
 def test_smoke_bench_completes_with_exact_counts(db_url: str, tmp_path: Path) -> None:
@@ -37,6 +41,8 @@ def test_smoke_bench_completes_with_exact_counts(db_url: str, tmp_path: Path) ->
     assert result["rate_import"]["stored"] == result["rate_import"]["rows"] == size["prefixes"]
     lpm = result["lpm"]
     assert lpm["rates"] == size["prefixes"] and lpm["mismatches"] == 0
+    # every lookup the bench reports is compared with SQL, not a sample of them
+    assert lpm["compared"] == lpm["lookups"] == size["lookups"]
     assert lpm["sql_lookups"] == size["sql_lookups"] and 0 < lpm["rated"] <= lpm["lookups"]
     for level in size["levels"]:
         run = result["authorize"][f"inflight_{level}"]
@@ -44,8 +50,19 @@ def test_smoke_bench_completes_with_exact_counts(db_url: str, tmp_path: Path) ->
             "200": size["calls_per_level"]
         }
         assert sum(run["reasons"].values()) == size["calls_per_level"]
+    for level in size["levels"]:
+        hook = result["fs_handler"][f"inflight_{level}"]
+        assert sum(hook["results"].values()) == hook["requests"] > 0
+        assert all(k.startswith(("authorized:", "denied:")) for k in hook["results"]), hook
+    # the real switch (when ../shared/freeswitch is there): both ladders sustain the smoke rate
+    switch = result["e2e_switch"]
+    if "skipped" not in switch:
+        assert switch["hook"]["sustained_calls_per_s"] == switch["no_billing"][
+            "sustained_calls_per_s"] > 0, switch  # fmt: skip
+    assert "real FreeSWITCH" in proc.stdout
     counts = result["consistency"]
     assert counts["exact"] is True and result["request_failures"] == 0
+    assert counts["lpm_compared"] == counts["lpm_lookups"] and counts["lpm_mismatches"] == 0
     assert counts["cdrs_stored"] == counts["cdrs_posted_unique"] > 0
     assert counts["cdrs_charged"] == counts["charges_expected"] > 0
     # one ledger row per charge, a 0.0000 charge included
@@ -57,7 +74,8 @@ def test_smoke_bench_completes_with_exact_counts(db_url: str, tmp_path: Path) ->
     # over HTTP and through COPY alike
     export = result["cdr_export"]
     assert export["generate"]["generated"] == size["export_cdrs"]
-    assert export["rows_expected"] == size["export_cdrs"] + counts["cdrs_stored"]
+    on_switch = result["e2e_switch"].get("cdrs_stored", 0)  # the real switch's calls
+    assert export["rows_expected"] == size["export_cdrs"] + counts["cdrs_stored"] + on_switch
     assert export["export"]["rows"] == export["rows_expected"] == export["floor_copy"]["rows"]
     assert counts["export_rows"] == counts["export_cdrs_in_table"] == export["rows_expected"]
     assert export["export"]["workers"] >= 1 and export["export"]["bytes"] > 0
@@ -136,3 +154,38 @@ def test_text_reload_gives_the_same_answers_as_the_typed_rows(conn, tmp_path) ->
     odd = {(r.minimum_charge, r.free_seconds) for r in rated if r.prefix == "519"}
     assert odd == {(Decimal("0.050000"), 3)}
     assert any("\t" in r.name and "\\" in r.name for r in rated)
+
+
+def _bench_out(hook_results: dict[str, int], lpm: dict[str, int]) -> dict[str, Any]:
+    """The parts of a bench result ``bench.run._failures`` and ``checks.is_exact`` read."""
+    ok = {"errors": 0, "statuses": {"200": 10}}
+    return {
+        "authorize": {"inflight_5": ok},
+        "cdr_ingest": ok,
+        "busy_hour": {"authorize": ok, "cdr": ok},
+        "busy_hour_split": {"authorize": ok, "cdr": ok},
+        "replay": {"exit_code": 0, "files_left": 0},
+        "fs_handler": {"inflight_5": {"results": hook_results}},
+        "lpm": lpm,
+    }
+
+
+def test_a_hook_error_or_an_unchecked_lookup_fails_the_bench() -> None:
+    """The bench's exit code counts what its table reports: an error of the mod_python3 hook
+    row is a request failure, and LPM answers not all compared with SQL are not exact."""
+    from bench import checks, run
+
+    good_lpm = {"lookups": 100, "compared": 100, "mismatches": 0}
+    fine = _bench_out({"authorized:ok": 9, "denied:no_rate": 1}, good_lpm)
+    assert run._failures(fine) == 0
+    for bad in ({"authorized:ok": 9, "error:": 1}, {"authorized:ok": 9, "None:None": 2}):
+        assert run._failures(_bench_out(bad, good_lpm)) == sum(bad.values()) - 9
+    exact = {"cdrs_lost": 0, "cdrs_duplicated": 0, "cdrs_stored": 1, "cdrs_posted_unique": 1,
+             "cdrs_charged": 1, "charges_expected": 1, "ledger_charges": 1,
+             "charged_ne_ledger_row": 0, "max_charges_per_cdr": 1, "charges_wrong_amount": 0,
+             "accounts_balance_ne_ledger": 0, "accounts_reserved_ne_open": 0}  # fmt: skip
+    assert checks.is_exact({**exact, **checks.lpm_agreement(good_lpm)})
+    for lpm in ({**good_lpm, "compared": 5}, {**good_lpm, "mismatches": 1}):
+        assert not checks.is_exact({**exact, **checks.lpm_agreement(lpm)})
+    with pytest.raises(ValueError):
+        lpm_bench.mismatches([1, 2, None], [1, 2])

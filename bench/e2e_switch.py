@@ -1,0 +1,173 @@
+"""End to end on the real FreeSWITCH: calls per second through the Apolo hook, against the
+ceiling of the same switch without billing, both in the same run.
+
+The switch, its configuration and sipp are the e2e tier's (``tests/e2e``: the build in
+``../shared/freeswitch``, the Apolo dialplan, the mod_python3 hook and mod_xml_cdr posting to
+the bench's sidecar). One switch serves both measurements: a directory user in ``default``
+goes through the hook (authorization, the bridge, both CDRs posted and settled), one in a
+context of the bench's own bridges straight to the same gateway with no hook and no CDR.
+
+For each, sipp places ``STEP_SECONDS`` (smoke: ``SMOKE_STEP_SECONDS``) worth of calls at a
+fixed rate (1 s of talk, no RTP), a rate ladder from the bottom up; a rate is sustained when
+fewer than 1% of its calls fail (a call fails when it is not answered, or ends otherwise
+than by its own BYE). The figure is the highest rate sustained before the first one that is
+not. Skipped, with the reason, when FreeSWITCH or sipp is missing.
+"""
+
+from __future__ import annotations
+
+import secrets
+import sys
+import tempfile
+import time
+from decimal import Decimal
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import psycopg
+
+from bench import data
+from bench.procs import ROOT, start_sidecar
+
+RATES = (20, 30, 40, 50, 60, 70, 80, 90, 100, 120, 140, 160)
+SMOKE_RATES = (5,)
+STEP_SECONDS = 8
+SMOKE_STEP_SECONDS = 3
+HOLD_MS = 1000
+MAX_FAILED = 0.01  # a rate is sustained below 1% failed calls
+NO_BILLING = "apolo_bench_unbilled"
+
+
+def _tier() -> tuple[ModuleType, ModuleType]:
+    """The e2e tier's switch and sipp drivers (``tests/e2e``), imported as its tests do."""
+    if str(ROOT / "tests") not in sys.path:
+        sys.path.insert(0, str(ROOT / "tests"))
+    import e2e.fs_switch
+    import e2e.sipp
+
+    return e2e.fs_switch, e2e.sipp
+
+
+def skip_reason() -> str:
+    fs_switch, sipp = _tier()
+    install, reason = fs_switch.find_install()
+    if install is None:
+        return str(reason)
+    if sipp.SIPP is None:
+        return "sipp is not installed (scripts/test_deps.sh installs it as root)"
+    return ""
+
+
+def _unbilled_context(conf: Path) -> None:
+    """A context that bridges to the same gateway as Apolo's, with no hook and no CDR."""
+    (conf / "dialplan" / f"{NO_BILLING}.xml").write_text(
+        f'<include>\n  <context name="{NO_BILLING}">\n'
+        '    <extension name="unbilled">\n'
+        '      <condition field="destination_number" expression="^\\+?(\\d{6,15})$">\n'
+        '        <action application="set" data="process_cdr=false"/>\n'
+        '        <action application="set" data="hangup_after_bridge=true"/>\n'
+        '        <action application="bridge" data="sofia/gateway/carrier/$1"/>\n'
+        "      </condition>\n    </extension>\n  </context>\n</include>\n",
+        encoding="utf-8",
+    )
+
+
+def _step(
+    fs: Any, work: Path, user: str, password: str, callee: str, rate: int, seconds: int
+) -> dict[str, int]:
+    calls = rate * seconds
+    run = _tier()[1].place_calls(
+        work, fs.ports.sip, user, password, callee, calls=calls, rate=rate, hold_ms=HOLD_MS,
+        timeout_s=seconds + 60,
+    )  # fmt: skip
+    ok = sum(1 for o in run.outcomes if o.kind == "hung_up")
+    deadline = time.monotonic() + 30
+    while fs.channels() and time.monotonic() < deadline:  # every call of the step ended
+        time.sleep(0.2)
+    return {"rate": rate, "calls": calls, "ok": ok, "failed": calls - ok}
+
+
+def _ladder(fs: Any, work: Path, user: str, password: str, callee: str,
+            rates: tuple[int, ...], seconds: int) -> dict[str, Any]:  # fmt: skip
+    steps = []
+    sustained = 0
+    for rate in rates:
+        step = _step(fs, work, user, password, callee, rate, seconds)
+        steps.append(step)
+        if step["failed"] >= MAX_FAILED * step["calls"]:
+            break
+        sustained = rate
+    # every rate sustained: the switch can do more than the ladder asks (a floor, not a figure)
+    top = sustained == rates[-1]
+    return {"sustained_calls_per_s": sustained, "steps": steps, "top_of_ladder": top}
+
+
+def run(
+    db_url: str, redis_url: str, fs_auth: tuple[str, str], plan: str, callee: str, smoke: bool
+) -> dict[str, Any]:
+    """Both ladders, with a sidecar of their own: production settings, but the dialplan comes
+    from the files (the hook), not from the xml_curl route, as in the e2e tier."""
+    reason = skip_reason()
+    if reason:
+        return {"skipped": reason}
+    account = "7" + str(int(time.time()))[-8:]
+    data.create_accounts(db_url, plan, [account], Decimal("100000000"))
+    env = {"APOLO_DIALPLAN_CONTEXTS": "apolo_curl"}  # a context the bench's calls never use
+    before = _cdrs(db_url)
+    with start_sidecar(db_url, redis_url, fs_auth, env=env) as sidecar:
+        rates, seconds = (SMOKE_RATES, SMOKE_STEP_SECONDS) if smoke else (RATES, STEP_SECONDS)
+        out = _both(sidecar.url, fs_auth, account, callee, rates, seconds)
+    out["account"] = account
+    out["step_seconds"] = seconds
+    out["cdrs_stored"] = _cdrs(db_url) - before  # the billed calls' CDRs, both legs
+    return out
+
+
+def _cdrs(db_url: str) -> int:
+    with psycopg.connect(db_url) as conn:
+        row = conn.execute("SELECT count(*) FROM cdrs").fetchone()
+    return int(row[0]) if row else 0
+
+
+def _both(
+    url: str, fs_auth: tuple[str, str], account: str, callee: str, rates: tuple[int, ...],
+    seconds: int,
+) -> dict[str, Any]:  # fmt: skip
+    fs_switch, sipp = _tier()
+    install, _ = fs_switch.find_install()
+    assert install is not None
+    with tempfile.TemporaryDirectory(prefix="apolo-bench-e2e-") as tmp:
+        work = Path(tmp)
+        uas = sipp.Uas(work)
+        uas.start()
+        link = fs_switch.SidecarLink(url, *fs_auth)
+        hook_env = {"APOLO_SIDECAR_URL": url, "APOLO_FS_USER": fs_auth[0],
+                    "APOLO_FS_PASSWORD": fs_auth[1]}  # fmt: skip
+        (work / "freeswitch").mkdir()
+        fs = fs_switch.FreeSwitch(install, work / "freeswitch", fs_switch.Ports(), hook_env)
+        try:
+            fs_switch.build_conf(install, fs.run, fs.ports, fs.esl_password, uas.port, link)
+            _unbilled_context(fs.run / "conf")
+            try:
+                fs.start()
+            except RuntimeError:  # a start can time out on a busy host: one more try
+                fs.stop()
+                fs.start()
+            billed = ("6" + secrets.token_hex(3), secrets.token_hex(6))
+            unbilled = ("5" + secrets.token_hex(3), secrets.token_hex(6))
+            fs.add_user(*billed, account, "default")
+            fs.add_user(*unbilled, account, NO_BILLING)
+            # the ceiling first: the billed ladder then runs on a switch already warm
+            ceiling = _ladder(fs, work, *unbilled, callee, rates, seconds)
+            hook = _ladder(fs, work, *billed, callee, rates, seconds)
+        finally:
+            fs.stop()
+            uas.stop()
+    ratio = hook["sustained_calls_per_s"] / max(1, ceiling["sustained_calls_per_s"])
+    return {
+        "hook": hook,
+        "no_billing": ceiling,
+        "ratio": round(ratio, 2),
+        "hold_ms": HOLD_MS,
+    }
