@@ -54,7 +54,7 @@ def test_smoke_bench_completes_with_exact_counts(db_url: str, tmp_path: Path) ->
         hook = result["fs_handler"][f"inflight_{level}"]
         assert sum(hook["results"].values()) == hook["requests"] > 0
         assert all(k.startswith(("authorized:", "denied:")) for k in hook["results"]), hook
-    # the real switch (when ../shared/freeswitch is there): both ladders sustain the smoke rate
+    # the real switch (bench/e2e_switch.py, when it finds one): both ladders sustain the smoke rate
     switch = result["e2e_switch"]
     if "skipped" not in switch:
         assert switch["hook"]["sustained_calls_per_s"] == switch["no_billing"][
