@@ -84,6 +84,7 @@ def serve(bind: str, workers: int, threads: int, access_log: bool) -> None:
     os.makedirs(metrics_dir)
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     argv = [sys.executable, "-m", "gunicorn", "--bind", bind, "--workers", str(workers)]
+    argv += ["--config", "python:sidecar.gunicorn_conf"]  # libraries shared by the workers
     argv += ["--worker-class", "gthread", "--threads", str(threads)]
     argv += ["--keep-alive", "75", "--graceful-timeout", "20"]
     # gunicorn 27's control socket is one path per user (~/.gunicorn/gunicorn.ctl): every

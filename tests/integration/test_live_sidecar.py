@@ -168,3 +168,19 @@ def test_metrics_add_up_every_worker(pair, seed) -> None:  # type: ignore[no-unt
     scrapes = [requests.get(f"{url}/metrics", timeout=5).text for _ in range(4)]
     for text in scrapes:  # whichever worker answers the scrape sees all 24
         assert counter(text, "apolo_authorizations") - before == 24
+
+
+def _mapped(pid: int, fragment: str) -> bool:
+    with open(f"/proc/{pid}/maps", encoding="utf-8") as maps:
+        return any(fragment in line for line in maps)
+
+
+def test_the_workers_share_the_libraries_the_master_imported(pair) -> None:  # type: ignore[no-untyped-def]
+    """``apolo serve`` imports the heavy libraries in gunicorn's master, before the fork
+    (sidecar/gunicorn_conf.py): a worker maps lxml's extension from the master's pages."""
+    master = pair[0].proc.pid  # `apolo serve` became gunicorn's master (exec)
+    with open(f"/proc/{master}/task/{master}/children", encoding="utf-8") as f:
+        workers = [int(p) for p in f.read().split()]
+    assert len(workers) == 2
+    assert _mapped(master, "lxml/etree")
+    assert all(_mapped(w, "lxml/etree") for w in workers)
