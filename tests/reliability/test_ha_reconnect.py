@@ -223,9 +223,12 @@ def test_sentinel_switch_is_followed_by_the_client_and_the_live_stream(
     client = redis_for(settings)
     known = lambda: int(_sentinel(sentinel).sentinel_master("apolo-test")["num-slaves"])  # noqa: E731
     wait_until("the sentinel knows the replica", known)
-    live_calls.record_authorized(client, {"uuid": "before", "account": CALLER}, 60)
     direct = redis_lib.Redis(port=replica.port, password=master.password, decode_responses=True)
-    wait_until("the replica has it", lambda: direct.exists(live_calls.call_key("before")), 5)
+    # known to the sentinel is not yet in sync: on a loaded host the first sync takes seconds
+    wait_until("the replica is in sync",
+               lambda: direct.info("replication").get("master_link_status") == "up")  # fmt: skip
+    live_calls.record_authorized(client, {"uuid": "before", "account": CALLER}, 60)
+    wait_until("the replica has it", lambda: direct.exists(live_calls.call_key("before")))
 
     stream = _events(settings, StreamSettings(lifetime_seconds=30, heartbeat_seconds=1))
     assert next(stream).startswith("retry:")
