@@ -68,6 +68,7 @@ ha-drill: venv
 	@deploy/ha-drill/run.sh $(HA_DRILL_ARGS)
 
 bench: venv
+	@scripts/test_deps.sh
 	@$(SERVICES) && $(BIN)/python -m bench.run
 
 bench-smoke: venv

@@ -39,7 +39,7 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from bench import data, rate_import
-from bench.procs import Server, start_sidecar
+from bench.procs import Server, start_sidecar, worker_pids
 from sidecar.auth import hash_token, new_token
 from sidecar.repo import cdrs as cdrs_repo
 from sidecar.repo import tokens as token_repo
@@ -175,20 +175,6 @@ def viewer_token(url: str) -> str:
         token_repo.create(conn, "bench-export", "viewer", hash_token(token))
         conn.commit()
     return token
-
-
-def worker_pids(master: int) -> list[int]:
-    pids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text(encoding="ascii", errors="replace")
-        except OSError:
-            continue
-        if int(stat.rsplit(")", 1)[1].split()[1]) == master:
-            pids.append(int(entry))
-    return sorted(pids)
 
 
 def _status_kib(pid: int) -> dict[str, int]:

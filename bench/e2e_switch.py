@@ -8,7 +8,8 @@ goes through the hook (authorization, the bridge, both CDRs posted and settled),
 context of the bench's own bridges straight to the same gateway with no hook and no CDR.
 
 For each, sipp places ``STEP_SECONDS`` (smoke: ``SMOKE_STEP_SECONDS``) worth of calls at a
-fixed rate (1 s of talk, no RTP), a rate ladder from the bottom up; a rate is sustained when
+fixed rate (1 s of talk, no RTP), a rate ladder from the bottom up, then in steps of
+``REFINE`` between the last rate sustained and the first one failed; a rate is sustained when
 fewer than 1% of its calls fail (a call fails when it is not answered, or ends otherwise
 than by its own BYE). The figure is the highest rate sustained before the first one that is
 not. Skipped, with the reason, when FreeSWITCH or sipp is missing.
@@ -20,6 +21,7 @@ import secrets
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from types import ModuleType
@@ -36,6 +38,7 @@ STEP_SECONDS = 8
 SMOKE_STEP_SECONDS = 3
 HOLD_MS = 1000
 MAX_FAILED = 0.01  # a rate is sustained below 1% failed calls
+REFINE = 5  # calls/s: the ladder's step between the last rate sustained and the first failed
 NO_BILLING = "apolo_bench_unbilled"
 
 
@@ -88,19 +91,40 @@ def _step(
     return {"rate": rate, "calls": calls, "ok": ok, "failed": calls - ok}
 
 
-def _ladder(fs: Any, work: Path, user: str, password: str, callee: str,
-            rates: tuple[int, ...], seconds: int) -> dict[str, Any]:  # fmt: skip
-    steps = []
+def climb(
+    rates: tuple[int, ...], step: Callable[[int], dict[str, int]], refine: int = REFINE
+) -> dict[str, Any]:
+    """The highest rate ``step`` sustains before the first one it does not: up ``rates``,
+    then, between the last rate sustained and the first one failed, up in steps of
+    ``refine`` (so a ratio of two ladders is not an artefact of their coarse steps)."""
+    steps: list[dict[str, int]] = []
     sustained = 0
+    failed_at = None
     for rate in rates:
-        step = _step(fs, work, user, password, callee, rate, seconds)
-        steps.append(step)
-        if step["failed"] >= MAX_FAILED * step["calls"]:
+        steps.append(step(rate))
+        if _failed(steps[-1]):
+            failed_at = rate
             break
         sustained = rate
+    if failed_at is not None and sustained and refine > 0:
+        rate = sustained + refine
+        while rate < failed_at:
+            steps.append(step(rate))
+            if _failed(steps[-1]):
+                break
+            sustained = rate
+            rate += refine
     # every rate sustained: the switch can do more than the ladder asks (a floor, not a figure)
-    top = sustained == rates[-1]
-    return {"sustained_calls_per_s": sustained, "steps": steps, "top_of_ladder": top}
+    return {"sustained_calls_per_s": sustained, "steps": steps, "top_of_ladder": failed_at is None}
+
+
+def _failed(step: dict[str, int]) -> bool:
+    return step["failed"] >= MAX_FAILED * step["calls"]
+
+
+def _ladder(fs: Any, work: Path, user: str, password: str, callee: str,
+            rates: tuple[int, ...], seconds: int) -> dict[str, Any]:  # fmt: skip
+    return climb(rates, lambda rate: _step(fs, work, user, password, callee, rate, seconds))
 
 
 def run(

@@ -34,7 +34,7 @@ from typing import Any, TypeVar
 
 import psycopg
 
-from bench.procs import ROOT
+from bench.procs import ROOT, smaps_of
 from sidecar.db import connect_cli
 from sidecar.rating import RateIndex
 from sidecar.services.rate_catalog import RateCatalog
@@ -80,19 +80,7 @@ def _ids(index: RateIndex, numbers: list[str], at: datetime) -> list[int | None]
 
 
 def _smaps() -> dict[str, int]:
-    return _smaps_of("self")
-
-
-def _smaps_of(pid: int | str) -> dict[str, int]:
-    """kB figures of /proc/<pid>/smaps_rollup; ``uss`` = private clean + dirty."""
-    out: dict[str, int] = {}
-    with open(f"/proc/{pid}/smaps_rollup", encoding="ascii") as fh:
-        for line in fh:
-            key, _, rest = line.partition(":")
-            if rest.strip().endswith("kB"):
-                out[key.strip().lower()] = int(rest.split()[0])
-    out["uss"] = out.get("private_clean", 0) + out.get("private_dirty", 0)
-    return out
+    return smaps_of("self")
 
 
 def _worker(url: str, plan_id: int, index_dir: str, numbers_file: str, in_process: bool) -> None:
@@ -164,7 +152,7 @@ def _workers(
             ready = json.loads(proc.stdout.readline())
             figures.append(ready)
         for proc, fig in zip(procs, figures, strict=True):
-            now = _smaps_of(proc.pid)
+            now = smaps_of(proc.pid)
             fig.update({k: now[k] - fig["before"][k] for k in ("uss", "pss", "rss", "anonymous")})
     finally:
         for proc in procs:

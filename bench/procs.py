@@ -168,3 +168,41 @@ def fs_handler(spec: dict[str, Any], timeout: float) -> dict[str, Any]:
         )  # fmt: skip
         result: dict[str, Any] = json.loads(out_path.read_text(encoding="utf-8"))
     return result
+
+
+def worker_pids(master: int) -> list[int]:
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text(encoding="ascii", errors="replace")
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == master:
+            pids.append(int(entry))
+    return sorted(pids)
+
+
+def smaps_of(pid: int | str) -> dict[str, int]:
+    """kB figures of /proc/<pid>/smaps_rollup; ``uss`` = private clean + dirty."""
+    out: dict[str, int] = {}
+    with open(f"/proc/{pid}/smaps_rollup", encoding="ascii") as fh:
+        for line in fh:
+            key, _, rest = line.partition(":")
+            if rest.strip().endswith("kB"):
+                out[key.strip().lower()] = int(rest.split()[0])
+    out["uss"] = out.get("private_clean", 0) + out.get("private_dirty", 0)
+    return out
+
+
+def worker_memory(master: int) -> dict[str, float]:
+    """The largest PSS, USS and RSS (MiB) among a gunicorn master's workers, as they are."""
+    figures = [smaps_of(pid) for pid in worker_pids(master)]
+    return {
+        "workers": len(figures),
+        **{
+            f"{key}_mib": round(max((f.get(key, 0) for f in figures), default=0) / 1024, 1)
+            for key in ("pss", "uss", "rss")
+        },
+    }

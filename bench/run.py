@@ -38,7 +38,7 @@ from bench import (
     rate_import,
     replay,
 )
-from bench.procs import ROOT, Server, fs_handler, start_bare_wsgi, start_sidecar
+from bench.procs import ROOT, Server, fs_handler, start_bare_wsgi, start_sidecar, worker_memory
 
 PLAN = "bench"
 
@@ -143,6 +143,8 @@ def run(size: Size, db_name: str, redis_db: int, seed: int, smoke: bool = False)
                 sidecar, auth, split_calls, split_batch, size.mixed_rate, size.mixed_seconds,
                 delivered, cdr_sidecar,
             )  # fmt: skip
+        # the main sidecar's workers after all of its load (the 1M-rate index mapped)
+        out["sidecar_memory"] = worker_memory(sidecar.proc.pid)
         # an err-log-dir backlog after an outage: 2 calls per level's worth, 5% already stored
         backlog = 2 * size.calls_per_level
         stored = [(ingest_batch.meta[n][0], ingest_batch.requests[n][2])
@@ -315,6 +317,15 @@ def table(out: dict[str, Any]) -> str:
             f"{rp['per_second']:,}/s",
             f"parse only {rp['parse_floor_per_second']:,}/s",
             f"{rp['ratio_to_parse_floor']}",
+        )
+    )
+    m, index_pss = out["sidecar_memory"], out["lpm"]["index_pss_mib"]
+    rows.append(
+        (
+            f"sidecar worker memory after the load ({m['workers']} workers, max)",
+            f"PSS {m['pss_mib']} MiB",
+            f"USS {m['uss_mib']}, RSS {m['rss_mib']} MiB; the index's share {index_pss}",
+            "",
         )
     )
     rows.extend(_e2e_rows(out["e2e_switch"]))

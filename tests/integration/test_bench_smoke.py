@@ -54,6 +54,12 @@ def test_smoke_bench_completes_with_exact_counts(db_url: str, tmp_path: Path) ->
         hook = result["fs_handler"][f"inflight_{level}"]
         assert sum(hook["results"].values()) == hook["requests"] > 0
         assert all(k.startswith(("authorized:", "denied:")) for k in hook["results"]), hook
+    # the main sidecar's workers, measured from /proc after its load
+    memory = result["sidecar_memory"]
+    assert (
+        memory["workers"] >= 1 and 0 < memory["uss_mib"] <= memory["pss_mib"] <= memory["rss_mib"]
+    )
+    assert "sidecar worker memory" in proc.stdout
     # the real switch (bench/e2e_switch.py, when it finds one): both ladders sustain the smoke rate
     switch = result["e2e_switch"]
     if "skipped" not in switch:

@@ -31,3 +31,38 @@ def test_remove_many_drops_each_call_and_announces_it(redis_url: str) -> None:
             seen.append(json.loads(message["data"]))
     assert seen == [{"op": "del", "uuid": u} for u in ("call-1", "call-3", "call-4")]
     pubsub.close()
+
+
+def test_a_call_is_stored_with_every_field_as_the_text_it_was(redis_url: str) -> None:
+    """The fields travel to the script as one JSON array: text that JSON escapes, money
+    whose trailing zeros a number would lose and empty values come back as they were."""
+    r = redis_lib.Redis.from_url(redis_url, decode_responses=True)
+    r.flushdb()
+    state = {
+        "uuid": "call-text",
+        "account": "100001",
+        "caller": 'Jos\u00e9 "\\x" \u4e2d\t/',
+        "reserved": "1.2000",
+        "rate_per_minute": "0.0100",
+        "max_duration": 3600,
+        "reservation_id": "",
+    }
+    pubsub = r.pubsub()
+    pubsub.subscribe(live_calls.CHANGES_CHANNEL)
+    pubsub.get_message(timeout=1)
+
+    live_calls.record_authorized(r, state, 90)
+
+    stored = r.hgetall(live_calls.call_key("call-text"))
+    assert float(stored.pop("authorized_at")) > time.time() - 60
+    assert stored == {**state, "max_duration": "3600"}
+    assert 0 < r.ttl(live_calls.call_key("call-text")) <= 90
+    assert r.smembers(live_calls.CALLS_SET) == {"call-text"}
+    message = pubsub.get_message(timeout=2)
+    assert message is not None and json.loads(message["data"]) == {"op": "set", "uuid": "call-text"}
+    pubsub.close()
+
+    live_calls.record_answered(r, "fs1", {"uuid": "call-text", "answered_at": "12.5"}, 90)
+    assert r.hget(live_calls.call_key("call-text"), "answered_at") == "12.5"
+    assert r.hget(live_calls.call_key("call-text"), "caller") == state["caller"]
+    assert r.smembers(live_calls.node_key("fs1")) == {"call-text"}
