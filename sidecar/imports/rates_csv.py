@@ -83,6 +83,8 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 _TRUE = frozenset({"true", "1", "yes"})
 _FALSE = frozenset({"false", "0", "no"})
 _ZERO = Decimal(0)
+_UNPARSED = object()
+_MEMO_CELLS = 4096  # distinct texts kept per column (prefixes, all distinct, fill it once)
 _NO_HEADER = "is missing: the first line must name the columns, e.g. prefix,rate_per_minute"
 
 
@@ -305,8 +307,9 @@ class _RowParser:
 
     def __init__(self, columns: list[str], now: datetime) -> None:
         self.width = len(columns)
-        # (position, column, parser, strip the cell?); "name" is kept exactly as written
-        self.plan = [(i, col, _PARSERS[col], col != "name") for i, col in enumerate(columns)]
+        # (position, column, parser, strip the cell?, its parsed cells); "name" is kept
+        # exactly as written
+        self.plan = [(i, col, _PARSERS[col], col != "name", {}) for i, col in enumerate(columns)]
         self.now = now
 
     def parse(self, cells: list[str], line: int) -> RateRow | list[RowError]:
@@ -315,16 +318,24 @@ class _RowParser:
             return [RowError(line, "row", message)]
         values: dict[str, Any] = {}
         errors: list[RowError] = []
-        for i, column, parse, strip in self.plan:
+        for i, column, parse, strip, memo in self.plan:
             text = cells[i].strip() if strip else cells[i]
             if not text:
                 if column in REQUIRED:
                     errors.append(RowError(line, column, "is required"))
                 continue
-            try:
-                values[column] = parse(text)
-            except _FieldError as exc:
-                errors.append(RowError(line, column, str(exc)))
+            # a deck repeats most cells (a few hundred prices, one start date): each text
+            # is parsed once; the parsers are pure, and a cell that fails is never kept
+            value = memo.get(text, _UNPARSED)
+            if value is _UNPARSED:
+                try:
+                    value = parse(text)
+                except _FieldError as exc:
+                    errors.append(RowError(line, column, str(exc)))
+                    continue
+                if len(memo) < _MEMO_CELLS:
+                    memo[text] = value
+            values[column] = value
         return errors or self._row(values, line)
 
     def _row(self, values: dict[str, Any], line: int) -> RateRow | list[RowError]:

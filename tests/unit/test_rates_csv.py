@@ -629,3 +629,25 @@ def _rate_rows(draw: st.DrawFn) -> RateRow:
 def test_round_trip_property(rows: list[RateRow]) -> None:
     """import(export(x)) == x for every name that does not look like a formula."""
     assert _round_trip(rows) == rows
+
+
+# --------------------------------------------------------------------------- repeated cells
+
+
+def test_a_repeated_bad_cell_is_an_error_on_every_line_it_is_on() -> None:
+    """Cells are parsed once per distinct text; a text that failed is never remembered."""
+    text = "prefix,rate_per_minute,increment\n1,0.1,6\n2,-1,6\n3,0.1,0\n4,-1,0\n5,0.1,6\n"
+    assert errors_of(text) == [
+        (3, "rate_per_minute"), (4, "increment"), (5, "rate_per_minute"), (5, "increment"),
+    ]  # fmt: skip
+
+
+def test_repeated_cells_give_the_same_values_as_cells_seen_once() -> None:
+    body = "".join(
+        f"{n},{'0.10' if n % 2 else ' 0.1 '},{60 if n % 3 else 6}\n" for n in range(1, 5000)
+    )
+    rows = rows_of("prefix,rate_per_minute,increment\n" + body)
+    assert len(rows) == 4999
+    assert {str(r.rate_per_minute) for r in rows} == {"0.10", "0.1"}
+    assert [r.increment for r in rows[:6]] == [60, 60, 6, 60, 60, 6]
+    assert rows[-1].prefix == "4999" and rows[-1].line == 5000
