@@ -8,11 +8,11 @@ goes through the hook (authorization, the bridge, both CDRs posted and settled),
 context of the bench's own bridges straight to the same gateway with no hook and no CDR.
 
 For each, sipp places ``STEP_SECONDS`` (smoke: ``SMOKE_STEP_SECONDS``) worth of calls at a
-fixed rate (1 s of talk, no RTP), a rate ladder from the bottom up, then in steps of
-``REFINE`` between the last rate sustained and the first one failed; a rate is sustained when
-fewer than 1% of its calls fail (a call fails when it is not answered, or ends otherwise
-than by its own BYE). The figure is the highest rate sustained before the first one that is
-not. Skipped, with the reason, when FreeSWITCH or sipp is missing.
+fixed rate (1 s of talk, no RTP), a rate ladder from the bottom up, then a bisection (to
+``REFINE`` calls/s) between the last rate sustained and the first one failed; a rate is
+sustained when fewer than 1% of its calls fail (a call fails when it is not answered, or
+ends otherwise than by its own BYE). The switch gets ``RTP_PORTS`` RTP ports, so that the
+calls up at once are limited by its CPU, not by its ports. Skipped, with the reason, when FreeSWITCH or sipp is missing.
 """
 
 from __future__ import annotations
@@ -32,14 +32,17 @@ import psycopg
 from bench import data
 from bench.procs import ROOT, start_sidecar
 
-RATES = (20, 30, 40, 50, 60, 70, 80, 90, 100, 120, 140, 160)
+RATES = (20, 30, 40, 50, 60, 70, 80, 90, 100, 120, 140, 160, 200, 250, 300, 400)
 SMOKE_RATES = (5,)
 STEP_SECONDS = 8
 SMOKE_STEP_SECONDS = 3
 HOLD_MS = 1000
 MAX_FAILED = 0.01  # a rate is sustained below 1% failed calls
-REFINE = 5  # calls/s: the ladder's step between the last rate sustained and the first failed
+REFINE = 5  # calls/s: how close the bisection after the first failed rate gets
 NO_BILLING = "apolo_bench_unbilled"
+# RTP ports of the switch: a call holds two (one a leg), so the e2e tier's 200 would cap the
+# ladder at about 50 calls up at once, a limit of the harness rather than of the switch
+RTP_PORTS = 2000
 
 
 def _tier() -> tuple[ModuleType, ModuleType]:
@@ -94,9 +97,9 @@ def _step(
 def climb(
     rates: tuple[int, ...], step: Callable[[int], dict[str, int]], refine: int = REFINE
 ) -> dict[str, Any]:
-    """The highest rate ``step`` sustains before the first one it does not: up ``rates``,
-    then, between the last rate sustained and the first one failed, up in steps of
-    ``refine`` (so a ratio of two ladders is not an artefact of their coarse steps)."""
+    """The highest rate ``step`` sustains: up ``rates`` to the first rate it does not, then
+    by bisection, to ``refine`` calls/s, between that one and the last rate sustained (so a
+    ratio of two ladders is not an artefact of their coarse steps)."""
     steps: list[dict[str, int]] = []
     sustained = 0
     failed_at = None
@@ -107,13 +110,17 @@ def climb(
             break
         sustained = rate
     if failed_at is not None and sustained and refine > 0:
-        rate = sustained + refine
-        while rate < failed_at:
+        low, high = sustained, failed_at
+        while high - low > refine:
+            rate = low + max(refine, (high - low) // 2 // refine * refine)
+            if rate >= high:
+                break
             steps.append(step(rate))
             if _failed(steps[-1]):
-                break
-            sustained = rate
-            rate += refine
+                high = rate
+            else:
+                low = rate
+        sustained = low
     # every rate sustained: the switch can do more than the ladder asks (a floor, not a figure)
     return {"sustained_calls_per_s": sustained, "steps": steps, "top_of_ladder": failed_at is None}
 
@@ -169,7 +176,8 @@ def _both(
         hook_env = {"APOLO_SIDECAR_URL": url, "APOLO_FS_USER": fs_auth[0],
                     "APOLO_FS_PASSWORD": fs_auth[1]}  # fmt: skip
         (work / "freeswitch").mkdir()
-        fs = fs_switch.FreeSwitch(install, work / "freeswitch", fs_switch.Ports(), hook_env)
+        ports = fs_switch.Ports.with_rtp(RTP_PORTS)
+        fs = fs_switch.FreeSwitch(install, work / "freeswitch", ports, hook_env)
         try:
             fs_switch.build_conf(install, fs.run, fs.ports, fs.esl_password, uas.port, link)
             _unbilled_context(fs.run / "conf")

@@ -131,15 +131,24 @@ def _bindable(port: int) -> bool:
     return True
 
 
+RTP_PORTS = 200  # a leg takes an even port: about 50 calls up at once
+
+
 @dataclass
 class Ports:
     sip: int = field(default_factory=reserve_ports)
     esl: int = field(default_factory=reserve_ports)
-    rtp_start: int = field(default_factory=lambda: reserve_ports(200))
+    rtp_start: int = field(default_factory=lambda: reserve_ports(RTP_PORTS))
+    rtp_ports: int = RTP_PORTS
+
+    @classmethod
+    def with_rtp(cls, count: int) -> Ports:
+        """Ports with ``count`` RTP ports (the bench's load holds more calls up at once)."""
+        return cls(rtp_start=reserve_ports(count), rtp_ports=count)
 
     @property
     def rtp_end(self) -> int:
-        return self.rtp_start + 198  # even, as FreeSWITCH wants it
+        return self.rtp_start + self.rtp_ports - 2  # even, as FreeSWITCH wants it
 
 
 # ------------------------------------------------------------------ the conf copy

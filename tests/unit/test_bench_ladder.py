@@ -17,7 +17,7 @@ def _switch(capacity: int, asked: list[int]):
     return step
 
 
-def test_the_ladder_refines_between_the_last_rate_sustained_and_the_first_failed() -> None:
+def test_the_ladder_refines_between_its_last_rate_sustained_and_its_first_failed() -> None:
     asked: list[int] = []
     out = climb((20, 30, 40, 50), _switch(37, asked), refine=5)
     assert asked == [20, 30, 40, 35]
@@ -26,11 +26,14 @@ def test_the_ladder_refines_between_the_last_rate_sustained_and_the_first_failed
     assert [s["rate"] for s in out["steps"]] == asked
 
 
-def test_the_refinement_stops_at_its_first_failure() -> None:
+def test_a_wide_gap_is_bisected_to_the_refinement() -> None:
     asked: list[int] = []
     out = climb((10, 40), _switch(22, asked), refine=5)
-    assert asked == [10, 40, 15, 20, 25]
+    assert asked == [10, 40, 25, 15, 20]
     assert out["sustained_calls_per_s"] == 20
+    asked.clear()
+    assert climb((100, 200), _switch(163, asked), refine=5)["sustained_calls_per_s"] == 160
+    assert asked == [100, 200, 150, 175, 160, 165]
 
 
 def test_a_switch_that_sustains_every_rate_is_a_floor_not_a_figure() -> None:
