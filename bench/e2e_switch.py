@@ -12,7 +12,8 @@ fixed rate (1 s of talk, no RTP), a rate ladder from the bottom up, then a bisec
 ``REFINE`` calls/s) between the last rate sustained and the first one failed; a rate is
 sustained when fewer than 1% of its calls fail (a call fails when it is not answered, or
 ends otherwise than by its own BYE). The switch gets ``RTP_PORTS`` RTP ports, so that the
-calls up at once are limited by its CPU, not by its ports. Skipped, with the reason, when FreeSWITCH or sipp is missing.
+calls up at once are limited by its CPU, not by its ports. Skipped, with the reason, when
+FreeSWITCH or sipp is missing.
 """
 
 from __future__ import annotations

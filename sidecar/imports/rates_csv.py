@@ -309,7 +309,9 @@ class _RowParser:
         self.width = len(columns)
         # (position, column, parser, strip the cell?, its parsed cells); "name" is kept
         # exactly as written
-        self.plan = [(i, col, _PARSERS[col], col != "name", {}) for i, col in enumerate(columns)]
+        self.plan: list[tuple[int, str, Callable[[str], Any], bool, dict[str, Any]]] = [
+            (i, col, _PARSERS[col], col != "name", {}) for i, col in enumerate(columns)
+        ]
         self.now = now
 
     def parse(self, cells: list[str], line: int) -> RateRow | list[RowError]:
