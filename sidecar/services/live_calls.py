@@ -43,8 +43,8 @@ def _flat(state: dict[str, Any]) -> dict[Any, Any]:
 # where a MULTI pipeline of five commands cost the sidecar more client time than the
 # PostgreSQL round trip of an authorization.
 # KEYS: call hash, calls set[, node set]. ARGV: ttl, uuid, channel, message, and the fields
-# and values as one JSON array (one argument for redis-py to encode instead of twenty: its
-# per-argument encoding was most of the client's time in the script call)
+# and values as one JSON array of strings: redis-py encodes each argument in Python, and one
+# JSON text costs it less than twenty arguments (record_authorized 65 -> 58 us of client CPU)
 _SET_LUA = """
 redis.call('HSET', KEYS[1], unpack(cjson.decode(ARGV[5])))
 redis.call('EXPIRE', KEYS[1], ARGV[1])
