@@ -95,7 +95,8 @@ def test_sidecar_dying_behind_haproxy_costs_no_request(
         pytest.skip(f"not installed: {' '.join(missing)}")
     TALLY.scenarios.append("sidecar-dies-behind-haproxy")
     ERRORS.clear()
-    seed.account(CALLER, balance="1000.00", rates=[("51", "0.60")])
+    # enough for every call four switch threads can make on a fast host (a call costs 0.61)
+    seed.account(CALLER, balance="1000000.00", rates=[("51", "0.60")])
     sidecars = [_sidecar(run_dir, f"sidecar{i}", db_url, redis_url) for i in (1, 2)]
     bind = free_port()
     proxy = haproxy.HAProxy(run_dir, haproxy.haproxy_config(
